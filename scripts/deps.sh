@@ -1,0 +1,16 @@
+#!/bin/bash
+# Install everything the demo and the tests need, from Debian's mirror only.
+# Idempotent: packages already present are not touched.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib.sh"
+
+packages=(
+	# build
+	gcc libc6-dev make meson ninja-build pkg-config python3 libsystemd-dev
+	# VM rig: QEMU, the initramfs, our module's build
+	qemu-system-x86 busybox-static cpio kmod perl
+	# sanitizers, TSan and libFuzzer (clang), ck_ring baseline, arm64 cross-compile check
+	clang libclang-rt-14-dev llvm libck-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+)
+apt_install "${packages[@]}"

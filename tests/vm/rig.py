@@ -1,0 +1,556 @@
+# SPDX-License-Identifier: MIT
+"""The VM rig: boots real QEMU guests running the Debian kernel on a busybox initramfs.
+
+A test describes guests (devices, files, a shell script) and the rig runs them:
+
+    from rig import Guest, Tap
+    tap = Tap()
+    with Guest("smoke") as g:
+        shm = g.add_plain(size="16M")              # /dev/shm file, host-visible
+        g.script = 'ok "found" test -e /sys/bus/pci/devices/0000:00:04.0'
+        result = g.run()                           # boots, waits, collects the verdict
+    tap.guest(result)                              # relays the guest's ok/not ok lines
+    sys.exit(tap.done())
+
+Each guest has its own temp dir, a hard timeout, and three serial ports:
+  ttyS0  console          -> console.log (printed when the guest fails)
+  ttyS1  verdict channel  -> verdict.log: "ok ...", "not ok ...", "# ...", RIG-* marks
+  ttyS2  control channel  <- Guest.send(): lines the guest reads with `ctl_read`
+plus an HMP monitor socket for hotplug (Guest.hmp()).
+
+Environment:
+  IVSHMEM_VM_KVM=1       use KVM instead of TCG (KVM hangs on our CI machines)
+  IVSHMEM_VM_TIMEOUT=S   scale: override every guest's timeout
+  IVSHMEM_GUEST_KERNEL   unpacked guest kernel dir (default: .cache/guest-kernel/current)
+  IVSHMEM_BUILD_DIR      meson build dir holding the static tools and ivshmem.ko
+  IVSHMEM_KEEP_VM_DIRS=1 keep each guest's temp dir for debugging
+"""
+
+import glob
+import gzip
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get("IVSHMEM_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD_DIR = os.environ.get("IVSHMEM_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
+KERNEL_DIR = os.environ.get("IVSHMEM_GUEST_KERNEL") or os.path.join(
+    SOURCE_DIR, ".cache", "guest-kernel", "current")
+
+BOOT_MARK = "RIG-BOOTED"
+EXIT_MARK = "RIG-EXIT"
+
+
+class RigError(Exception):
+    """A problem with the rig itself (missing kernel, QEMU, binary): names what is missing."""
+
+
+def _die_missing(what, hint):
+    raise RigError(f"{what}\n  fix: {hint}")
+
+
+def guest_kernel():
+    """(vmlinuz path, modules dir, version) of the unpacked guest kernel."""
+    images = sorted(glob.glob(os.path.join(KERNEL_DIR, "boot", "vmlinuz-*")))
+    if not images:
+        _die_missing(f"no guest kernel under {KERNEL_DIR}",
+                     "run scripts/guest-kernel.sh (fetches linux-image-amd64's kernel with apt-get download)")
+    version = os.path.basename(images[-1])[len("vmlinuz-"):]
+    return images[-1], os.path.join(KERNEL_DIR, "lib", "modules", version), version
+
+
+def qemu_binary():
+    path = shutil.which("qemu-system-x86_64")
+    if not path:
+        _die_missing("qemu-system-x86_64 not found", "apt-get install qemu-system-x86 (or run scripts/deps.sh)")
+    return path
+
+
+def busybox_binary():
+    for path in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                head = f.read(4096)
+            # A dynamically linked busybox would not run in our library-less initramfs.
+            if b"ld-linux" not in head:
+                return path
+    _die_missing("no statically linked busybox", "apt-get install busybox-static")
+
+
+def build_file(rel):
+    """A file produced by the meson build (e.g. tools/ivshmem.static)."""
+    path = os.path.join(BUILD_DIR, rel)
+    if not os.path.exists(path):
+        _die_missing(f"{path} is missing", f"build it: ninja -C {BUILD_DIR}")
+    return path
+
+
+INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /tmp /run /dev/shm
+mount -t tmpfs tmp /tmp
+mount -t tmpfs shm /dev/shm
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+stty -F /dev/ttyS2 raw -echo 2>/dev/null
+exec 3>/dev/ttyS1
+echo "RIG-BOOTED $(uname -r)" >&3
+for m in $(cat /etc/rig-modules 2>/dev/null); do
+	insmod "$m" || echo "not ok loading module $m" >&3
+done
+cd /root
+sh /etc/rig-lib.sh /root/test.sh >/dev/console 2>&1
+rc=$?
+echo "RIG-EXIT $rc" >&3
+sync
+poweroff -f
+"""
+
+# Helpers the test script can call (sourced before it; it runs under `set -u`).
+RIG_LIB = r"""
+v() { echo "$*" >&3; }
+ok() { desc=$1; shift; if "$@"; then v "ok $desc"; else v "not ok $desc"; fi; }
+pass() { v "ok $*"; }
+fail() { v "not ok $*"; }
+diag() { v "# $*"; }
+# ctl_read VAR: next line the host sent with Guest.send() (blocks; the host has a timeout).
+ctl_read() { IFS= read -r "$1" </dev/ttyS2; }
+# wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds or time runs out.
+wait_for() { t=$(( $1 * 10 )); shift; while ! "$@" 2>/dev/null; do t=$((t-1)); [ $t -gt 0 ] || return 1; sleep 0.1; done; }
+set -u
+. "$1"
+"""
+
+
+class Cpio:
+    """Writes a gzip'd newc archive: no external cpio needed, and the result is reproducible."""
+
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.ino = 1
+        self.dirs = set()
+
+    def _entry(self, name, mode, data=b""):
+        name_b = name.encode() + b"\0"
+        hdr = "070701" + "".join(f"{x:08x}" for x in (
+            self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0))
+        self.ino += 1
+        self.buf.write(hdr.encode() + name_b)
+        self.buf.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        self.buf.write(data)
+        self.buf.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    def mkdir(self, path):
+        path = path.strip("/")
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d and d not in self.dirs:
+                self.dirs.add(d)
+                self._entry(d, stat.S_IFDIR | 0o755)
+
+    def add(self, path, data, mode=0o755):
+        path = path.strip("/")
+        self.mkdir(os.path.dirname(path))
+        self._entry(path, stat.S_IFREG | mode, data)
+
+    def add_file(self, path, src, mode=None):
+        with open(src, "rb") as f:
+            data = f.read()
+        self.add(path, data, mode if mode is not None else (os.stat(src).st_mode & 0o777))
+
+    def write(self, out):
+        self._entry("TRAILER!!!", 0)
+        with gzip.open(out, "wb", compresslevel=1) as f:
+            f.write(self.buf.getvalue())
+
+
+def module_closure(modules_dir, names):
+    """Resolve module names (e.g. 'vfio-pci') to .ko paths in load order, dependencies first."""
+    deps = {}
+    with open(os.path.join(modules_dir, "modules.dep")) as f:
+        for line in f:
+            path, _, rest = line.partition(":")
+            deps[path] = rest.split()
+    by_name = {os.path.basename(p).split(".ko")[0].replace("-", "_"): p for p in deps}
+    order = []
+
+    def visit(path):
+        for d in reversed(deps.get(path, [])):
+            visit(d)
+        if path not in order:
+            order.append(path)
+
+    for name in names:
+        key = name.replace("-", "_")
+        if key not in by_name:
+            raise RigError(f"kernel module {name} is not in {modules_dir}")
+        visit(by_name[key])
+    return [os.path.join(modules_dir, p) for p in order]
+
+
+class Result:
+    def __init__(self, guest, lines, exit_code, error):
+        self.guest = guest
+        self.lines = lines          # verdict channel lines, marks excluded
+        self.exit_code = exit_code  # of the guest script; None if it never finished
+        self.error = error          # rig-level failure (timeout, never booted, crash)
+
+    @property
+    def passed(self):
+        return (self.error is None and self.exit_code == 0
+                and not any(line.startswith("not ok") for line in self.lines))
+
+
+class Guest:
+    """One QEMU guest. Use as a context manager so it is always killed and cleaned up."""
+
+    def __init__(self, name, timeout=120, boot_timeout=90, mem=256, machine="pc", smp=1,
+                 kernel_args="", iommu=False):
+        self.name = name
+        self.timeout = float(os.environ.get("IVSHMEM_VM_TIMEOUT", timeout))
+        self.boot_timeout = float(os.environ.get("IVSHMEM_VM_TIMEOUT", boot_timeout))
+        self.mem = mem
+        self.machine = machine
+        self.smp = smp
+        self.kernel_args = kernel_args
+        self.iommu = iommu
+        self.dir = tempfile.mkdtemp(prefix=f"ivshmem-vm-{name}-")
+        self.script = "true"
+        self.files = {}        # guest path -> host path
+        self.modules = []      # Debian kernel modules to insmod, by name
+        self.extra_ko = []     # our own .ko files to insmod after them
+        self.devices = []      # qemu args
+        self.proc = None
+        self._verdict_pos = 0
+        self._lines = []
+        self._ctl = None
+        self._ndev = 0
+        self.shm_files = []
+        self.result = None
+
+    # ---- devices ------------------------------------------------------------------------
+    def _addr(self, addr):
+        return f",bus=pci.0,addr={addr}" if addr is not None else ""
+
+    def add_plain(self, path=None, size="16M", memfd=False, addr=None, data=None):
+        """An ivshmem-plain device. Returns the host path of its backing file (None for memfd)."""
+        self._ndev += 1
+        mid = f"shm{self._ndev}"
+        if memfd:
+            self.devices += ["-object", f"memory-backend-memfd,id={mid},size={size},share=on"]
+            path = None
+        else:
+            if path is None:
+                path = f"/dev/shm/ivshmem-rig-{os.getpid()}-{self.name}-{self._ndev}"
+                self.shm_files.append(path)
+            nbytes = parse_size(size)
+            with open(path, "ab") as f:
+                if f.tell() < nbytes:
+                    f.truncate(nbytes)
+            if data is not None:
+                with open(path, "r+b") as f:
+                    f.write(data)
+            self.devices += ["-object",
+                             f"memory-backend-file,id={mid},size={size},share=on,mem-path={path}"]
+        self.devices += ["-device", f"ivshmem-plain,memdev={mid}{self._addr(addr)}"]
+        return path
+
+    def add_doorbell(self, socket_path, vectors=1, addr=None, ioeventfd=True, master=False):
+        """An ivshmem-doorbell device on an ivshmem-server socket."""
+        self._ndev += 1
+        cid = f"ivsock{self._ndev}"
+        opts = f"vectors={vectors},ioeventfd={'on' if ioeventfd else 'off'}"
+        if master:
+            opts += ",master=on"
+        self.devices += ["-chardev", f"socket,path={socket_path},id={cid}",
+                         "-device", f"ivshmem-doorbell,chardev={cid},{opts}{self._addr(addr)}"]
+
+    def add_file(self, guest_path, host_path):
+        self.files[guest_path] = host_path
+
+    def add_tool(self, name="ivshmem"):
+        """Our static tool, as /bin/NAME in the guest."""
+        self.files[f"/bin/{name}"] = build_file(f"tools/{name}.static")
+
+    # ---- running ------------------------------------------------------------------------
+    def _initramfs(self):
+        vmlinuz, modules_dir, _ = guest_kernel()
+        c = Cpio()
+        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "root", "etc", "lib/modules"):
+            c.mkdir(d)
+        c.add_file("bin/busybox", busybox_binary(), 0o755)
+        c.add("init", INIT.encode())
+        c.add("etc/rig-lib.sh", RIG_LIB.encode(), 0o644)
+        c.add("root/test.sh", self.script.encode(), 0o755)
+        load = []
+        for ko in module_closure(modules_dir, self.modules) if self.modules else []:
+            dest = "lib/modules/" + os.path.basename(ko)
+            c.add_file(dest, ko, 0o644)
+            load.append("/" + dest)
+        for ko in self.extra_ko:
+            dest = "lib/modules/" + os.path.basename(ko)
+            c.add_file(dest, ko, 0o644)
+            load.append("/" + dest)
+        c.add("etc/rig-modules", "\n".join(load).encode() + b"\n", 0o644)
+        for gpath, hpath in self.files.items():
+            c.add_file(gpath, hpath)
+        out = os.path.join(self.dir, "initramfs.gz")
+        c.write(out)
+        return vmlinuz, out
+
+    def start(self):
+        vmlinuz, initrd = self._initramfs()
+        self.verdict_path = os.path.join(self.dir, "verdict.log")
+        self.console_path = os.path.join(self.dir, "console.log")
+        self.monitor_path = os.path.join(self.dir, "monitor.sock")
+        self.ctl_path = os.path.join(self.dir, "ctl.sock")
+        kvm = os.environ.get("IVSHMEM_VM_KVM") == "1"
+        machine = self.machine + (",kernel-irqchip=split" if self.iommu else "")
+        args = [qemu_binary(), "-machine", machine,
+                "-accel", "kvm" if kvm else "tcg",
+                "-cpu", "host" if kvm else "max",
+                "-m", str(self.mem), "-smp", str(self.smp),
+                "-nodefaults", "-nographic", "-no-reboot", "-display", "none",
+                "-kernel", vmlinuz, "-initrd", initrd,
+                "-append", ("console=ttyS0 panic=-1 oops=panic quiet loglevel=4 "
+                            + ("intel_iommu=on " if self.iommu else "") + self.kernel_args),
+                "-chardev", f"file,id=con,path={self.console_path}", "-serial", "chardev:con",
+                "-chardev", f"file,id=verdict,path={self.verdict_path}", "-serial", "chardev:verdict",
+                "-chardev", f"socket,id=ctl,path={self.ctl_path},server=on,wait=off",
+                "-serial", "chardev:ctl",
+                "-monitor", f"unix:{self.monitor_path},server=on,wait=off"]
+        if self.iommu:
+            args += ["-device", "intel-iommu,intremap=on"]
+        args += self.devices
+        with open(os.path.join(self.dir, "qemu.cmd"), "w") as f:
+            f.write(" ".join(args) + "\n")
+        self.qemu_log = open(os.path.join(self.dir, "qemu.log"), "w")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.qemu_log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.started = time.monotonic()
+        return self
+
+    def _read_verdict(self):
+        try:
+            with open(self.verdict_path, "rb") as f:
+                f.seek(self._verdict_pos)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n")
+        if end < 0:
+            return
+        self._verdict_pos += end + 1
+        for raw in data[:end].split(b"\n"):
+            self._lines.append(raw.decode(errors="replace").rstrip("\r"))
+
+    def _booted(self):
+        return any(line.startswith(BOOT_MARK) for line in self._lines)
+
+    def wait_line(self, pattern, timeout=60):
+        """Wait until the guest writes a verdict-channel line matching @pattern; return it."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + float(os.environ.get("IVSHMEM_VM_TIMEOUT", timeout))
+        seen = 0
+        while True:
+            self._read_verdict()
+            for line in self._lines[seen:]:
+                if rx.search(line):
+                    return line
+            seen = len(self._lines)
+            if self.proc.poll() is not None:
+                raise RigError(f"guest {self.name} exited before printing /{pattern}/\n"
+                               + self.console_tail())
+            if time.monotonic() > deadline:
+                raise RigError(f"guest {self.name}: no /{pattern}/ within {timeout} s\n"
+                               + self.console_tail())
+            time.sleep(0.05)
+
+    def send(self, line):
+        """Send one line to the guest's control channel (read with ctl_read)."""
+        if self._ctl is None:
+            self._ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._ctl.settimeout(10)
+            self._ctl.connect(self.ctl_path)
+        self._ctl.sendall(line.encode() + b"\n")
+
+    def hmp(self, command, timeout=30):
+        """Run a human monitor command (e.g. device_add) and return its output."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.monitor_path)
+        try:
+            def until_prompt():
+                buf = b""
+                while not buf.endswith(b"(qemu) "):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise RigError(f"monitor of {self.name} closed")
+                    buf += chunk
+                return buf.decode(errors="replace")
+            until_prompt()
+            s.sendall(command.encode() + b"\n")
+            out = until_prompt()
+        finally:
+            s.close()
+        # The monitor echoes the command line with terminal escapes; keep what follows it.
+        out = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out)
+        lines = out.replace("\r", "").split("\n")
+        return "\n".join(line for line in lines[1:] if line != "(qemu) ").strip()
+
+    def wait(self):
+        """Wait for the guest to finish (or time out) and return its Result."""
+        error = None
+        boot_deadline = self.started + self.boot_timeout
+        deadline = self.started + self.timeout
+        while True:
+            self._read_verdict()
+            if self.proc.poll() is not None:
+                break
+            now = time.monotonic()
+            if not self._booted() and now > boot_deadline:
+                error = (f"guest never booted: no {BOOT_MARK} mark on the verdict channel "
+                         f"within {self.boot_timeout:.0f} s")
+                break
+            if now > deadline:
+                error = f"guest did not finish within {self.timeout:.0f} s (hard timeout)"
+                break
+            time.sleep(0.05)
+        self.kill()
+        self._read_verdict()
+        exit_code = None
+        lines = []
+        for line in self._lines:
+            if line.startswith(EXIT_MARK):
+                exit_code = int(line.split()[1])
+            elif not line.startswith(BOOT_MARK):
+                lines.append(line)
+        if error is None and exit_code is None:
+            error = ("guest stopped without reporting an exit status "
+                     f"(qemu exit code {self.proc.returncode}: crash, panic or oops?)")
+        self.boot_seconds = None
+        self.result = Result(self, lines, exit_code, error)
+        return self.result
+
+    def run(self):
+        if self.proc is None:
+            self.start()
+        return self.wait()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self._ctl:
+            self._ctl.close()
+            self._ctl = None
+
+    def console_tail(self, lines=80):
+        try:
+            with open(self.console_path, "rb") as f:
+                text = f.read().decode(errors="replace")
+        except (FileNotFoundError, AttributeError):
+            text = ""
+        try:
+            with open(os.path.join(self.dir, "qemu.log")) as f:
+                qlog = f.read().strip()
+        except FileNotFoundError:
+            qlog = ""
+        tail = "\n".join(text.replace("\r", "").split("\n")[-lines:])
+        out = f"---- console of guest {self.name} (last {lines} lines) ----\n{tail}\n"
+        if qlog:
+            out += f"---- qemu output ----\n{qlog}\n"
+        return out + "---- end ----"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        for path in self.shm_files:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        if os.environ.get("IVSHMEM_KEEP_VM_DIRS") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+def parse_size(s):
+    s = str(s).strip().upper()
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if s[-1] in mult:
+        return int(s[:-1]) * mult[s[-1]]
+    return int(s)
+
+
+class Tap:
+    """TAP output for meson: host checks plus each guest's relayed ok/not ok lines."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, desc):
+        self.n += 1
+        print(f"{'' if cond else 'not '}ok {self.n} - {desc}", flush=True)
+        if not cond:
+            self.failed += 1
+        return cond
+
+    def diag(self, msg):
+        for line in str(msg).split("\n"):
+            print(f"# {line}", flush=True)
+
+    def guest(self, result):
+        """Relay a guest's verdict; on any failure print its console."""
+        g = result.guest
+        for line in result.lines:
+            if line.startswith("ok "):
+                self.ok(True, f"[{g.name}] {line[3:]}")
+            elif line.startswith("not ok "):
+                self.ok(False, f"[{g.name}] {line[7:]}")
+            elif line.startswith("#"):
+                self.diag(f"[{g.name}] {line[1:].strip()}")
+        if result.error:
+            self.ok(False, f"[{g.name}] {result.error}")
+        else:
+            self.ok(result.exit_code == 0, f"[{g.name}] guest script exit status {result.exit_code}")
+        if not result.passed:
+            self.diag(g.console_tail())
+        return result.passed
+
+    def done(self):
+        print(f"1..{self.n}", flush=True)
+        return 1 if self.failed or self.n == 0 else 0
+
+
+def run_test(body):
+    """Run body(tap); a RigError or exception becomes a failed check with a clear message."""
+    tap = Tap()
+    try:
+        body(tap)
+    except RigError as e:
+        tap.ok(False, f"rig: {e}")
+    except Exception as e:  # noqa: BLE001 - any crash of the test is a failure, not a hang
+        import traceback
+        tap.diag(traceback.format_exc())
+        tap.ok(False, f"test crashed: {e!r}")
+    sys.exit(tap.done())
