@@ -227,6 +227,8 @@ class Guest:
         self.smp = smp
         self.kernel_args = kernel_args
         self.iommu = iommu
+        if iommu and not machine.startswith("q35"):
+            raise RigError("an emulated IOMMU (intel-iommu) needs machine='q35'")
         self.dir = tempfile.mkdtemp(prefix=f"ivshmem-vm-{name}-")
         self.script = "true"
         self.files = {}        # guest path -> host path
@@ -243,7 +245,8 @@ class Guest:
 
     # ---- devices ------------------------------------------------------------------------
     def _addr(self, addr):
-        return f",bus=pci.0,addr={addr}" if addr is not None else ""
+        bus = "pcie.0" if self.machine.startswith("q35") else "pci.0"
+        return f",bus={bus},addr={addr}" if addr is not None else ""
 
     def add_plain(self, path=None, size="16M", memfd=False, addr=None, data=None):
         """An ivshmem-plain device. Returns the host path of its backing file (None for memfd)."""
