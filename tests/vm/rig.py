@@ -58,14 +58,15 @@ def _die_missing(what, hint):
     raise RigError(f"{what}\n  fix: {hint}")
 
 
-def guest_kernel():
+def guest_kernel(kernel_dir=None):
     """(vmlinuz path, modules dir, version) of the unpacked guest kernel."""
-    images = sorted(glob.glob(os.path.join(KERNEL_DIR, "boot", "vmlinuz-*")))
+    kernel_dir = kernel_dir or KERNEL_DIR
+    images = sorted(glob.glob(os.path.join(kernel_dir, "boot", "vmlinuz-*")))
     if not images:
-        _die_missing(f"no guest kernel under {KERNEL_DIR}",
+        _die_missing(f"no guest kernel under {kernel_dir}",
                      "run scripts/guest-kernel.sh (fetches linux-image-amd64's kernel with apt-get download)")
     version = os.path.basename(images[-1])[len("vmlinuz-"):]
-    return images[-1], os.path.join(KERNEL_DIR, "lib", "modules", version), version
+    return images[-1], os.path.join(kernel_dir, "lib", "modules", version), version
 
 
 def qemu_binary():
@@ -218,8 +219,9 @@ class Guest:
     """One QEMU guest. Use as a context manager so it is always killed and cleaned up."""
 
     def __init__(self, name, timeout=120, boot_timeout=90, mem=256, machine="pc", smp=1,
-                 kernel_args="", iommu=False):
+                 kernel_args="", iommu=False, kernel_dir=None):
         self.name = name
+        self.kernel_dir = kernel_dir  # default: the fetched Debian kernel
         self.timeout = float(os.environ.get("IVSHMEM_VM_TIMEOUT", timeout))
         self.boot_timeout = float(os.environ.get("IVSHMEM_VM_TIMEOUT", boot_timeout))
         self.mem = mem
@@ -290,7 +292,7 @@ class Guest:
 
     # ---- running ------------------------------------------------------------------------
     def _initramfs(self):
-        vmlinuz, modules_dir, _ = guest_kernel()
+        vmlinuz, modules_dir, _ = guest_kernel(self.kernel_dir)
         c = Cpio()
         for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "root", "etc", "lib/modules"):
             c.mkdir(d)
@@ -442,8 +444,12 @@ class Guest:
             elif not line.startswith(BOOT_MARK):
                 lines.append(line)
         if error is None and exit_code is None:
-            error = ("guest stopped without reporting an exit status "
-                     f"(qemu exit code {self.proc.returncode}: crash, panic or oops?)")
+            if not self._booted():
+                error = (f"guest never booted: QEMU exited (code {self.proc.returncode}) before "
+                         f"the {BOOT_MARK} mark; bad kernel, initramfs or QEMU arguments?")
+            else:
+                error = ("guest stopped without reporting an exit status "
+                         f"(QEMU exit code {self.proc.returncode}: kernel panic or oops?)")
         self.boot_seconds = None
         self.result = Result(self, lines, exit_code, error)
         return self.result

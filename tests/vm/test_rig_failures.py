@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The rig's own failure paths: each must end in bounded time with a message naming the problem,
+and print the console. A rig that hangs or passes a broken guest would make every VM test worthless."""
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rig import Guest, RigError, guest_kernel, run_test  # noqa: E402
+
+
+def timed(guest):
+    t0 = time.monotonic()
+    res = guest.run()
+    return res, time.monotonic() - t0
+
+
+def body(tap):
+    # 1. A kernel that is not a kernel: QEMU or the firmware gives up; never booted.
+    with tempfile.TemporaryDirectory() as kdir:
+        os.makedirs(os.path.join(kdir, "boot"))
+        with open(os.path.join(kdir, "boot", "vmlinuz-0.0-junk"), "wb") as f:
+            f.write(b"\x7fNOT A KERNEL" * 1000)
+        with Guest("junk-kernel", kernel_dir=kdir, boot_timeout=20, timeout=30) as g:
+            res, secs = timed(g)
+            tap.ok(not res.passed and res.error is not None and "never booted" in res.error,
+                   f"junk kernel fails: {res.error}")
+            tap.ok(secs < 40, f"junk kernel fails within bounds ({secs:.1f} s)")
+
+    # 2. The guest's init dies at once: kernel panic, -no-reboot stops QEMU; no verdict.
+    with Guest("no-init", kernel_args="rdinit=/nonexistent", boot_timeout=60, timeout=90) as g:
+        res, secs = timed(g)
+        tap.ok(not res.passed and res.error is not None and "never booted" in res.error,
+               f"guest without init is reported: {res.error}")
+        console = g.console_tail()
+        tap.ok("panic" in console.lower() or "init" in console.lower(),
+               "the console tail shows why (panic / init)")
+
+    # 3. A script that hangs: the hard timeout kills it.
+    with Guest("hang", timeout=15) as g:
+        g.script = 'pass "started"\nsleep 3600\n'
+        res, secs = timed(g)
+        tap.ok(res.error is not None and "hard timeout" in res.error,
+               f"hanging guest hits the hard timeout: {res.error}")
+        tap.ok(secs < 40, f"and is killed in bounded time ({secs:.1f} s)")
+        tap.ok(res.lines == ["ok started"], "verdict lines before the hang are kept")
+
+    # 3b. A guest that does not reach its init in time: the boot timeout names it.
+    with Guest("slow-boot", boot_timeout=1, timeout=60) as g:
+        res, secs = timed(g)
+        tap.ok(res.error is not None and "never booted" in res.error and secs < 10,
+               f"boot timeout is reported ({secs:.1f} s): {res.error}")
+
+    # 4. A guest that reports a failure, and one that exits non-zero, do not pass.
+    with Guest("says-fail", timeout=60) as g:
+        g.script = 'fail "deliberate"\n'
+        res = g.run()
+        tap.ok(not res.passed and res.exit_code == 0, "a 'not ok' line fails the guest")
+    with Guest("exit-3", timeout=60) as g:
+        g.script = 'exit 3\n'
+        res = g.run()
+        tap.ok(not res.passed and res.exit_code == 3, "a non-zero script exit fails the guest")
+
+    # 5. Missing pieces are named with a fix, not a stack trace.
+    try:
+        guest_kernel("/nonexistent-kernel-dir")
+        tap.ok(False, "missing guest kernel is reported")
+    except RigError as e:
+        tap.ok("scripts/guest-kernel.sh" in str(e), f"missing guest kernel names the fix: {e}")
+
+
+run_test(body)
