@@ -1,3 +1,937 @@
 // SPDX-License-Identifier: MIT
-/* PLACEHOLDER: channel is not written yet. */
+/*
+ * Named two-way channels (docs/channel.md): two endpoint slots and two rings
+ * in one layout section, a connection state machine, heartbeats, doorbells
+ * where the backend has them and polling where it does not.
+ *
+ * Section (offsets from its start, little-endian):
+ *      0  u64 magic "IVSHCHAN", u32 version 1, u32 flags
+ *     16  u64 ring_cap (bytes per direction), 24 u64 epoch (bumped on reset)
+ *    128  slot 0 (128 bytes), 256 slot 1 (128 bytes)
+ *    512  ring 0 control (slot 0 -> slot 1), 1024 ring 1 control (slot 1 -> slot 0)
+ *   4096  ring 0 data, 4096 + cap ring 1 data
+ * Slot: 0 u32 state, 4 u32 peer_id, 8 u32 vector, 12 u32 flags,
+ *       16 u64 heartbeat, 24 u64 token, 32 u32 heartbeat_ms
+ */
+#include "ivshmem/channel.h"
+
+#include "ivshmem/layout.h"
 #include "region_internal.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CH_MAGIC		"IVSHCHAN"
+#define CH_VERSION		1u
+#define CH_CTRL_SIZE		4096u
+#define CH_SLOT(i)		(128u + 128u * (i))
+#define CH_RING_CTRL(i)		(512u + 512u * (i))
+#define CH_MIN_CAP		4096u
+#define CH_MAX_CAP		(1ull << 40)
+
+enum { S_STATE = 0, S_PEER = 4, S_VECTOR = 8, S_FLAGS = 12, S_HEARTBEAT = 16, S_TOKEN = 24,
+       S_HB_MS = 32 };
+enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_CLOSED = 2 };
+#define SLOT_WAKEABLE	(1u << 0)	/* sleeps on doorbells: kick it */
+#define SLOT_CAN_NOTIFY	(1u << 1)	/* can ring doorbells */
+#define NO_PEER		0xffffffffu
+
+#define DEFAULT_RING	(64u * 1024)
+#define DEFAULT_SPIN_US	50
+#define DEFAULT_HB_MS	100
+#define DEFAULT_DEAD_MS	3000
+#define POLL_MIN_NS	20000LL		/* polling sleeps back off from 20 us ... */
+#define POLL_MAX_NS	1000000LL	/* ... to 1 ms */
+
+struct ivshmem_channel {
+	struct ivshmem_region *r;
+	uint8_t *sec;
+	uint64_t cap;
+	int me;			/* own slot index */
+	struct ivshmem_ring tx, rx;
+	struct ivshmem_channel_opts o;
+	char name[IVSHMEM_SECTION_NAME_LEN];
+	uint64_t token;
+	bool wakeable;		/* we can sleep on a doorbell */
+	int evfd, ctlfd, timerfd, epfd;
+	long timer_ns;		/* current timerfd period */
+	/* What we know about the other end (validated snapshots). */
+	bool remote_seen;
+	uint32_t remote_peer, remote_vector, remote_flags, remote_hb_ms;
+	uint64_t remote_token, remote_hb;
+	int64_t remote_hb_change;
+	enum ivshmem_channel_state state;
+	/* Statistics. */
+	uint64_t sent, received, sleeps;
+	/* Heartbeat thread. */
+	pthread_t hb_thread;
+	bool hb_running;
+	pthread_mutex_t hb_lock;
+	pthread_cond_t hb_cond;
+	bool hb_stop;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint32_t *slot32(const struct ivshmem_channel *ch, int slot, unsigned int field)
+{
+	return (uint32_t *)(ch->sec + CH_SLOT(slot) + field);
+}
+
+static uint64_t *slot64(const struct ivshmem_channel *ch, int slot, unsigned int field)
+{
+	return (uint64_t *)(ch->sec + CH_SLOT(slot) + field);
+}
+
+static uint32_t ld32(const uint32_t *p)
+{
+	return le32toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+}
+
+static uint64_t ld64(const uint64_t *p)
+{
+	return le64toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+}
+
+static void st32(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, htole32(v), __ATOMIC_RELEASE);
+}
+
+static void st64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, htole64(v), __ATOMIC_RELEASE);
+}
+
+static uint64_t random_token(void)
+{
+	uint64_t v = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (read(fd, &v, sizeof(v)) != sizeof(v))
+			v = 0;
+		close(fd);
+	}
+	v ^= (uint64_t)now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	return v ? v : 1;
+}
+
+/* ---- section format and validation ---------------------------------------------------- */
+
+static void format_rings(uint8_t *sec)
+{
+	ivshmem_ring_format(sec + CH_RING_CTRL(0));
+	ivshmem_ring_format(sec + CH_RING_CTRL(1));
+}
+
+static int init_section(struct ivshmem_region *r, const struct ivshmem_section *s, void *arg)
+{
+	uint8_t *sec = (uint8_t *)ivshmem_base(r) + s->offset;
+	uint64_t cap = *(uint64_t *)arg;
+	uint32_t v32;
+	uint64_t v64;
+
+	memset(sec, 0, CH_CTRL_SIZE);
+	memcpy(sec, CH_MAGIC, 8);
+	v32 = htole32(CH_VERSION);
+	memcpy(sec + 8, &v32, 4);
+	v64 = htole64(cap);
+	memcpy(sec + 16, &v64, 8);
+	for (int i = 0; i < 2; i++) {
+		v32 = htole32(NO_PEER);
+		memcpy(sec + CH_SLOT(i) + S_PEER, &v32, 4);
+	}
+	format_rings(sec);
+	return 0;
+}
+
+/* Validate the section once; cap is taken from here and never re-read. */
+static int check_section(struct ivshmem_channel *ch, const struct ivshmem_section *s)
+{
+	uint8_t head[24];
+	uint32_t version;
+	uint64_t cap;
+
+	if (s->type != IVSHMEM_SECTION_CHANNEL)
+		return ivshmem_fail(EINVAL, "section '%s' is not a channel", s->name);
+	memcpy(head, ch->sec, sizeof(head));
+	memcpy(&version, head + 8, 4);
+	memcpy(&cap, head + 16, 8);
+	version = le32toh(version);
+	cap = le64toh(cap);
+	if (memcmp(head, CH_MAGIC, 8) != 0)
+		return ivshmem_fail(EBADMSG, "channel '%s': bad magic (not initialised or corrupt)",
+				    s->name);
+	if (version != CH_VERSION)
+		return ivshmem_fail(EPROTO, "channel '%s': unsupported version %" PRIu32, s->name,
+				    version);
+	if (cap < CH_MIN_CAP || cap > CH_MAX_CAP || (cap & (cap - 1)) ||
+	    s->size < CH_CTRL_SIZE + 2 * cap)
+		return ivshmem_fail(EBADMSG, "channel '%s': ring size %" PRIu64 " does not fit its "
+				    "%" PRIu64 "-byte section", s->name, cap, s->size);
+	ch->cap = cap;
+	return 0;
+}
+
+/* ---- the other end ---------------------------------------------------------------------- */
+
+static void set_timer(struct ivshmem_channel *ch, long ns)
+{
+	struct itimerspec its = { 0 };
+
+	if (ns == ch->timer_ns)
+		return;
+	ch->timer_ns = ns;
+	its.it_interval.tv_sec = ns / 1000000000L;
+	its.it_interval.tv_nsec = ns % 1000000000L;
+	its.it_value = its.it_interval;
+	timerfd_settime(ch->timerfd, 0, &its, NULL);
+}
+
+/* True when we may sleep on our doorbell: the other end rings it. */
+static bool doorbell_mode(const struct ivshmem_channel *ch)
+{
+	return ch->wakeable && ch->remote_seen && (ch->remote_flags & SLOT_CAN_NOTIFY) &&
+	       ch->state == IVSHMEM_CHANNEL_CONNECTED;
+}
+
+static void update_timer(struct ivshmem_channel *ch)
+{
+	long check = ch->o.dead_ms > 0 ? (long)ch->o.dead_ms * 1000000L / 4 : 250000000L;
+
+	if (check > 250000000L)
+		check = 250000000L;
+	set_timer(ch, doorbell_mode(ch) ? check : 1000000L);
+}
+
+static void peer_dead(struct ivshmem_channel *ch)
+{
+	if (ch->state == IVSHMEM_CHANNEL_CONNECTED || ch->state == IVSHMEM_CHANNEL_WAITING)
+		ch->state = IVSHMEM_CHANNEL_PEER_DEAD;
+}
+
+/* Drain server notices; a leave of our peer means it died. */
+static void drain_peer_events(struct ivshmem_channel *ch)
+{
+	struct ivshmem_peer_event ev;
+	int ret;
+
+	if (ch->ctlfd < 0)
+		return;
+	while ((ret = ivshmem_next_peer_event(ch->r, &ev)) == 1) {
+		if (ev.type == IVSHMEM_PEER_LEAVE && ch->remote_seen && ch->remote_peer == ev.peer)
+			peer_dead(ch);
+	}
+	if (ret < 0) {
+		/* The server went away or cannot report: heartbeats still work. */
+		epoll_ctl(ch->epfd, EPOLL_CTL_DEL, ch->ctlfd, NULL);
+		ch->ctlfd = -1;
+	}
+}
+
+/* Re-read the other slot (each field once, validated) and update ch->state. */
+static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
+{
+	int other = 1 - ch->me;
+	uint32_t st;
+
+	if (ch->state == IVSHMEM_CHANNEL_BROKEN || ch->state == IVSHMEM_CHANNEL_PEER_DEAD)
+		return ch->state;
+	if (ch->tx.broken || ch->rx.broken) {
+		ch->state = IVSHMEM_CHANNEL_BROKEN;
+		return ch->state;
+	}
+	drain_peer_events(ch);
+	if (ch->state == IVSHMEM_CHANNEL_PEER_DEAD)
+		return ch->state;
+	st = ld32(slot32(ch, other, S_STATE));
+	if (st == SLOT_OPEN || (st == SLOT_CLOSED && !ch->remote_seen)) {
+		uint64_t token = ld64(slot64(ch, other, S_TOKEN));
+
+		if (!ch->remote_seen) {
+			ch->remote_peer = ld32(slot32(ch, other, S_PEER));
+			ch->remote_vector = ld32(slot32(ch, other, S_VECTOR));
+			ch->remote_flags = ld32(slot32(ch, other, S_FLAGS));
+			ch->remote_hb_ms = ld32(slot32(ch, other, S_HB_MS));
+			ch->remote_token = token;
+			ch->remote_hb = ld64(slot64(ch, other, S_HEARTBEAT));
+			ch->remote_hb_change = now_ns();
+			/* Nonsense doorbell targets are not rung (ivshmem IDs are 16-bit). */
+			if (ch->remote_peer > 0xffff || ch->remote_vector > 0xffff)
+				ch->remote_flags &= ~SLOT_WAKEABLE;
+			ch->remote_seen = true;
+			if (ch->state == IVSHMEM_CHANNEL_WAITING)
+				ch->state = IVSHMEM_CHANNEL_CONNECTED;
+		} else if (token != ch->remote_token) {
+			/* Someone else took the other slot while we were connected: not our peer. */
+			peer_dead(ch);
+		}
+	}
+	if (st == SLOT_CLOSED) {
+		if (ch->state == IVSHMEM_CHANNEL_CONNECTED || ch->state == IVSHMEM_CHANNEL_WAITING)
+			ch->state = IVSHMEM_CHANNEL_PEER_CLOSED;
+	} else if (st == SLOT_OPEN && ch->state == IVSHMEM_CHANNEL_CONNECTED) {
+		uint64_t hb = ld64(slot64(ch, other, S_HEARTBEAT));
+		int64_t now = now_ns();
+
+		if (hb != ch->remote_hb) {
+			ch->remote_hb = hb;
+			ch->remote_hb_change = now;
+		} else if (ch->remote_hb_ms > 0 && ch->o.dead_ms > 0 &&
+			   now - ch->remote_hb_change > (int64_t)ch->o.dead_ms * 1000000LL) {
+			peer_dead(ch);
+		}
+	} else if (st == SLOT_FREE) {
+		if (ch->remote_seen)
+			peer_dead(ch);	/* the channel was reset under us */
+	} else if (st != SLOT_OPEN) {
+		ch->state = IVSHMEM_CHANNEL_BROKEN;
+	}
+	update_timer(ch);
+	return ch->state;
+}
+
+enum ivshmem_channel_state ivshmem_channel_state(struct ivshmem_channel *ch)
+{
+	return update_peer(ch);
+}
+
+const char *ivshmem_channel_state_name(enum ivshmem_channel_state s)
+{
+	switch (s) {
+	case IVSHMEM_CHANNEL_WAITING:
+		return "waiting";
+	case IVSHMEM_CHANNEL_CONNECTED:
+		return "connected";
+	case IVSHMEM_CHANNEL_PEER_CLOSED:
+		return "peer-closed";
+	case IVSHMEM_CHANNEL_PEER_DEAD:
+		return "peer-dead";
+	case IVSHMEM_CHANNEL_BROKEN:
+		return "broken";
+	}
+	return "unknown";
+}
+
+/* Ring callback: wake the other end if it sleeps on a doorbell. */
+static int kick_peer(void *arg)
+{
+	struct ivshmem_channel *ch = arg;
+
+	if (!ch->remote_seen || !(ch->remote_flags & SLOT_WAKEABLE))
+		return 0;
+	return ivshmem_notify(ch->r, (uint16_t)ch->remote_peer, (uint16_t)ch->remote_vector);
+}
+
+/* ---- heartbeat ------------------------------------------------------------------------- */
+
+static void *heartbeat_main(void *arg)
+{
+	struct ivshmem_channel *ch = arg;
+	uint64_t *hb = slot64(ch, ch->me, S_HEARTBEAT);
+
+	pthread_mutex_lock(&ch->hb_lock);
+	while (!ch->hb_stop) {
+		struct timespec ts;
+
+		__atomic_store_n(hb, htole64(le64toh(__atomic_load_n(hb, __ATOMIC_RELAXED)) + 1),
+				 __ATOMIC_RELEASE);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)ch->o.heartbeat_ms * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&ch->hb_cond, &ch->hb_lock, &ts);
+	}
+	pthread_mutex_unlock(&ch->hb_lock);
+	return NULL;
+}
+
+static int start_heartbeat(struct ivshmem_channel *ch)
+{
+	pthread_condattr_t ca;
+	int ret;
+
+	if (ch->o.heartbeat_ms <= 0)
+		return 0;
+	pthread_mutex_init(&ch->hb_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ch->hb_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	ret = pthread_create(&ch->hb_thread, NULL, heartbeat_main, ch);
+	if (ret)
+		return ivshmem_fail(ret, "cannot start the heartbeat thread: %s", strerror(ret));
+	ch->hb_running = true;
+	return 0;
+}
+
+static void stop_heartbeat(struct ivshmem_channel *ch)
+{
+	if (!ch->hb_running)
+		return;
+	pthread_mutex_lock(&ch->hb_lock);
+	ch->hb_stop = true;
+	pthread_cond_signal(&ch->hb_cond);
+	pthread_mutex_unlock(&ch->hb_lock);
+	pthread_join(ch->hb_thread, NULL);
+	pthread_cond_destroy(&ch->hb_cond);
+	pthread_mutex_destroy(&ch->hb_lock);
+	ch->hb_running = false;
+}
+
+/* ---- open ------------------------------------------------------------------------------ */
+
+struct slot_view {
+	uint32_t state;
+	uint64_t hb;
+	uint32_t hb_ms;
+};
+
+/*
+ * Pick a slot under the layout lock (docs/channel.md "Opening"). Returns the
+ * slot, or -EBUSY when both ends are in use by live endpoints. @seen/@since
+ * carry heartbeat observations across retries, so a silent slot is judged
+ * dead only after dead_ms of our own clock.
+ */
+static int choose_slot(struct ivshmem_channel *ch, uint64_t seen[2], int64_t since[2],
+		       bool *reset)
+{
+	struct slot_view v[2];
+	bool gone[2], alive[2];
+	int64_t now = now_ns();
+
+	*reset = false;
+	for (int i = 0; i < 2; i++) {
+		v[i].state = ld32(slot32(ch, i, S_STATE));
+		v[i].hb = ld64(slot64(ch, i, S_HEARTBEAT));
+		v[i].hb_ms = ld32(slot32(ch, i, S_HB_MS));
+		if (v[i].hb != seen[i] || since[i] == 0) {
+			seen[i] = v[i].hb;
+			since[i] = now;
+		}
+		alive[i] = v[i].state == SLOT_OPEN &&
+			   !(v[i].hb_ms > 0 && ch->o.dead_ms > 0 &&
+			     now - since[i] > (int64_t)ch->o.dead_ms * 1000000LL);
+		gone[i] = v[i].state == SLOT_CLOSED || (v[i].state == SLOT_OPEN && !alive[i]) ||
+			  v[i].state > SLOT_CLOSED;
+	}
+	if (v[0].state == SLOT_FREE && v[1].state == SLOT_FREE)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		int other = 1 - i;
+
+		if (v[i].state != SLOT_FREE)
+			continue;
+		if (alive[other])
+			return i;
+		/* The other end left: take its leftovers if any, else start afresh. */
+		struct ivshmem_ring probe;
+
+		if (ivshmem_ring_attach(&probe, ch->sec + CH_RING_CTRL(other),
+					ch->sec + CH_CTRL_SIZE + (uint64_t)other * ch->cap, ch->cap,
+					IVSHMEM_RING_CONSUMER) == 0 &&
+		    ivshmem_ring_used(&probe) > 0)
+			return i;
+		*reset = true;
+		return 0;
+	}
+	if (gone[0] && gone[1]) {
+		*reset = true;
+		return 0;
+	}
+	return -EBUSY;
+}
+
+static void reset_channel(struct ivshmem_channel *ch)
+{
+	uint64_t epoch = ld64((uint64_t *)(ch->sec + 24));
+
+	for (int i = 0; i < 2; i++) {
+		memset(ch->sec + CH_SLOT(i), 0, 128);
+		st32(slot32(ch, i, S_PEER), NO_PEER);
+	}
+	format_rings(ch->sec);
+	st64((uint64_t *)(ch->sec + 24), epoch + 1);
+}
+
+static void claim_slot(struct ivshmem_channel *ch)
+{
+	int own = ivshmem_own_id(ch->r);
+	uint32_t flags = 0;
+
+	if (ch->wakeable)
+		flags |= SLOT_WAKEABLE;
+	if (own >= 0 && ivshmem_vectors(ch->r) > 0)
+		flags |= SLOT_CAN_NOTIFY;
+	st32(slot32(ch, ch->me, S_PEER), own >= 0 ? (uint32_t)own : NO_PEER);
+	st32(slot32(ch, ch->me, S_VECTOR), ch->o.vector);
+	st32(slot32(ch, ch->me, S_FLAGS), flags);
+	st64(slot64(ch, ch->me, S_HEARTBEAT), 1);
+	st64(slot64(ch, ch->me, S_TOKEN), ch->token);
+	st32(slot32(ch, ch->me, S_HB_MS), ch->o.heartbeat_ms > 0 ? (uint32_t)ch->o.heartbeat_ms : 0);
+	/* The state last: whoever sees OPEN sees the fields above. */
+	__atomic_store_n(slot32(ch, ch->me, S_STATE), htole32(SLOT_OPEN), __ATOMIC_SEQ_CST);
+}
+
+static int setup_fds(struct ivshmem_channel *ch)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	ch->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ch->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ch->epfd < 0 || ch->timerfd < 0)
+		return ivshmem_fail(errno, "epoll/timerfd: %s", strerror(errno));
+	if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->timerfd, &ev) < 0)
+		return ivshmem_fail(errno, "epoll_ctl: %s", strerror(errno));
+	if (ch->wakeable) {
+		ch->evfd = ivshmem_event_fd(ch->r, ch->o.vector);
+		if (ch->evfd < 0)
+			return ch->evfd;
+		if (epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->evfd, &ev) < 0)
+			return ivshmem_fail(errno, "epoll_ctl: %s", strerror(errno));
+	}
+	ch->ctlfd = ivshmem_control_fd(ch->r);
+	if (ch->ctlfd >= 0 && epoll_ctl(ch->epfd, EPOLL_CTL_ADD, ch->ctlfd, &ev) < 0)
+		ch->ctlfd = -1;
+	if (ch->ctlfd < 0)
+		ch->ctlfd = -1;
+	ch->timer_ns = -1;
+	update_timer(ch);
+	return 0;
+}
+
+static void free_channel(struct ivshmem_channel *ch)
+{
+	stop_heartbeat(ch);
+	if (ch->epfd >= 0)
+		close(ch->epfd);
+	if (ch->timerfd >= 0)
+		close(ch->timerfd);
+	free(ch);
+}
+
+static void apply_defaults(struct ivshmem_channel_opts *o)
+{
+	if (!o->ring_size)
+		o->ring_size = DEFAULT_RING;
+	if (!o->spin_us)
+		o->spin_us = DEFAULT_SPIN_US;
+	if (o->spin_us < 0)
+		o->spin_us = 0;
+	if (!o->heartbeat_ms)
+		o->heartbeat_ms = DEFAULT_HB_MS;
+	if (!o->dead_ms)
+		o->dead_ms = DEFAULT_DEAD_MS;
+}
+
+int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r, const char *name,
+			 const struct ivshmem_channel_opts *opts)
+{
+	struct ivshmem_channel *ch;
+	struct ivshmem_section s;
+	uint64_t seen[2] = { 0, 0 };
+	int64_t since[2] = { 0, 0 }, deadline;
+	int ret, slot;
+	bool reset;
+
+	*out = NULL;
+	if (ivshmem_is_device_memory(r))
+		return ivshmem_fail(ENOTSUP, "channels need cacheable memory for atomic operations; "
+				    "this %s mapping is uncached device memory: load ivshmem.ko "
+				    "and use /dev/ivshmemN (the driver backend)",
+				    ivshmem_backend_name(ivshmem_backend_of(r)));
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return ivshmem_fail(ENOMEM, "out of memory");
+	ch->epfd = ch->timerfd = ch->evfd = ch->ctlfd = -1;
+	if (opts)
+		ch->o = *opts;
+	apply_defaults(&ch->o);
+	ch->r = r;
+	ch->state = IVSHMEM_CHANNEL_WAITING;
+	ch->token = random_token();
+	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	if ((ch->o.flags & IVSHMEM_CHANNEL_CREATE) &&
+	    (ch->o.ring_size < CH_MIN_CAP || ch->o.ring_size > CH_MAX_CAP ||
+	     (ch->o.ring_size & (ch->o.ring_size - 1)))) {
+		uint64_t bad = ch->o.ring_size;
+
+		free(ch);
+		return ivshmem_fail(EINVAL, "ring size %" PRIu64 ": a power of two from 4 KiB "
+				    "to 1 TiB", bad);
+	}
+	ch->wakeable = ivshmem_own_id(r) >= 0 && ch->o.vector < ivshmem_vectors(r);
+
+	deadline = now_ns() + (int64_t)(ch->o.open_timeout_ms > 0 ? ch->o.open_timeout_ms : 0) *
+				      1000000LL;
+	for (;;) {
+		uint32_t token;
+
+		ret = ivshmem_layout_lock(r, &token);
+		if (ret < 0)
+			goto fail;
+		ret = ivshmem_layout_find(r, name, &s);
+		if (ret == -ENOENT && (ch->o.flags & IVSHMEM_CHANNEL_CREATE)) {
+			uint64_t cap = ch->o.ring_size;
+
+			ret = ivshmem_layout_add_locked(r, name, IVSHMEM_SECTION_CHANNEL,
+							CH_CTRL_SIZE + 2 * cap, init_section, &cap,
+							&s);
+		} else if (ret == -ENOENT) {
+			ret = ivshmem_fail(ENOENT, "no channel '%s' in the region (create it with "
+					   "'ivshmem format --channel %s' or the CREATE flag)",
+					   name, name);
+		}
+		if (ret == 0) {
+			ch->sec = (uint8_t *)ivshmem_base(r) + s.offset;
+			ret = check_section(ch, &s);
+		}
+		if (ret < 0) {
+			ivshmem_layout_unlock(r, token);
+			goto fail;
+		}
+		slot = choose_slot(ch, seen, since, &reset);
+		if (slot >= 0) {
+			if (reset)
+				reset_channel(ch);
+			ch->me = slot;
+			claim_slot(ch);
+		}
+		ivshmem_layout_unlock(r, token);
+		if (slot >= 0)
+			break;
+		if (now_ns() >= deadline) {
+			ret = ivshmem_fail(EBUSY, "channel '%s' is in use by two endpoints (or one "
+					   "still holds it after its peer left)", name);
+			goto fail;
+		}
+		usleep(10000);
+	}
+
+	ivshmem_ring_attach(&ch->tx, ch->sec + CH_RING_CTRL(ch->me),
+			    ch->sec + CH_CTRL_SIZE + (uint64_t)ch->me * ch->cap, ch->cap,
+			    IVSHMEM_RING_PRODUCER);
+	ret = ivshmem_ring_attach(&ch->rx, ch->sec + CH_RING_CTRL(1 - ch->me),
+				  ch->sec + CH_CTRL_SIZE + (uint64_t)(1 - ch->me) * ch->cap, ch->cap,
+				  IVSHMEM_RING_CONSUMER);
+	if (ret < 0 || ch->tx.broken) {
+		ret = ivshmem_fail(EBADMSG, "channel '%s': corrupt ring indices", name);
+		goto release;
+	}
+	ch->tx.kick = ch->rx.kick = kick_peer;
+	ch->tx.kick_arg = ch->rx.kick_arg = ch;
+	ret = setup_fds(ch);
+	if (ret < 0)
+		goto release;
+	ret = start_heartbeat(ch);
+	if (ret < 0)
+		goto release;
+	update_peer(ch);
+	*out = ch;
+	return 0;
+
+release:
+	st32(slot32(ch, ch->me, S_STATE), SLOT_CLOSED);
+fail:
+	free_channel(ch);
+	return ret;
+}
+
+/* ---- waiting ---------------------------------------------------------------------------- */
+
+static void drain_fd(int fd)
+{
+	uint64_t v;
+
+	if (fd >= 0)
+		while (read(fd, &v, sizeof(v)) == sizeof(v))
+			;
+}
+
+/* Consume pending wake events so the pollable fd goes quiet. */
+static void drain_events(struct ivshmem_channel *ch)
+{
+	drain_fd(ch->evfd);
+	drain_fd(ch->timerfd);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Sleep after arming, until a doorbell/peer event, the next liveness check,
+ * or @deadline (-1: none). Polling backends sleep a backoff step instead.
+ */
+static void sleep_armed(struct ivshmem_channel *ch, int64_t deadline, int64_t *backoff)
+{
+	int64_t now = now_ns(), ns;
+
+	ch->sleeps++;
+	if (doorbell_mode(ch)) {
+		struct pollfd pfd[2] = { { .fd = ch->evfd, .events = POLLIN },
+					 { .fd = ch->ctlfd, .events = POLLIN } };
+		/* Wake up now and then to check heartbeats even without a doorbell. */
+		ns = ch->timer_ns > 0 ? ch->timer_ns : 100000000LL;
+		if (deadline >= 0 && deadline - now < ns)
+			ns = deadline - now > 0 ? deadline - now : 0;
+		if (poll(pfd, ch->ctlfd >= 0 ? 2 : 1, (int)((ns + 999999) / 1000000)) > 0)
+			drain_fd(ch->evfd);
+		return;
+	}
+	ns = *backoff;
+	if (deadline >= 0 && deadline - now < ns)
+		ns = deadline - now > 0 ? deadline - now : 0;
+	if (ns > 0) {
+		struct timespec ts = { .tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL };
+
+		nanosleep(&ts, NULL);
+	}
+	*backoff = *backoff * 2 > POLL_MAX_NS ? POLL_MAX_NS : *backoff * 2;
+}
+
+static int64_t deadline_of(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : now_ns() + (int64_t)timeout_ms * 1000000LL;
+}
+
+static int state_error(struct ivshmem_channel *ch, bool sending)
+{
+	switch (ch->state) {
+	case IVSHMEM_CHANNEL_PEER_CLOSED:
+		return ivshmem_fail(EPIPE, "channel '%s': the peer closed it%s", ch->name,
+				    sending ? "" : " and everything it sent was received");
+	case IVSHMEM_CHANNEL_PEER_DEAD:
+		return ivshmem_fail(ECONNRESET, "channel '%s': the peer died (no heartbeat for %d ms, "
+				    "or the server reported it gone)", ch->name, ch->o.dead_ms);
+	case IVSHMEM_CHANNEL_BROKEN:
+		return ivshmem_fail(EBADMSG, "channel '%s': the peer corrupted the shared rings",
+				    ch->name);
+	default:
+		return 0;
+	}
+}
+
+/* Spin for spin_us waiting for @ready; true if it became ready. */
+static bool spin_until(struct ivshmem_channel *ch, bool (*ready)(struct ivshmem_channel *, size_t),
+		       size_t arg)
+{
+	int64_t end;
+
+	if (ch->o.spin_us <= 0)
+		return false;
+	end = now_ns() + (int64_t)ch->o.spin_us * 1000;
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (ready(ch, arg))
+				return true;
+			cpu_relax();
+		}
+	} while (now_ns() < end);
+	return false;
+}
+
+static bool rx_ready(struct ivshmem_channel *ch, size_t unused)
+{
+	(void)unused;
+	return ivshmem_ring_readable(&ch->rx);
+}
+
+static bool tx_ready(struct ivshmem_channel *ch, size_t len)
+{
+	return ivshmem_ring_writable(&ch->tx, len);
+}
+
+int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len, int timeout_ms)
+{
+	int64_t deadline = -2, backoff = POLL_MIN_NS;
+
+	if (len > ivshmem_ring_max_record(&ch->tx))
+		return ivshmem_fail(EMSGSIZE, "message of %zu bytes exceeds channel '%s' limit of "
+				    "%zu", len, ch->name, ivshmem_ring_max_record(&ch->tx));
+	for (;;) {
+		int ret;
+
+		/* A closed or dead peer will never read: fail before writing. */
+		if (ch->state != IVSHMEM_CHANNEL_CONNECTED && ch->state != IVSHMEM_CHANNEL_WAITING)
+			return state_error(ch, true);
+		ret = ivshmem_ring_send(&ch->tx, buf, len, 0);
+		if (ret == 0) {
+			ch->sent++;
+			return 0;
+		}
+		if (ret != -EAGAIN) {
+			update_peer(ch);
+			return state_error(ch, true) ?: ivshmem_fail(-ret, "channel '%s': send: %s",
+								      ch->name, strerror(-ret));
+		}
+		if (deadline == -2)
+			deadline = deadline_of(timeout_ms);
+		update_peer(ch);
+		if (ch->state != IVSHMEM_CHANNEL_CONNECTED && ch->state != IVSHMEM_CHANNEL_WAITING)
+			return state_error(ch, true);
+		if (spin_until(ch, tx_ready, len))
+			continue;
+		if (timeout_ms == 0 || (deadline >= 0 && now_ns() >= deadline)) {
+			drain_events(ch);
+			ret = ivshmem_ring_arm(&ch->tx, len);
+			if (ret == 1)
+				continue;
+			if (ret < 0)
+				continue;	/* broken: reported on the next pass */
+			return timeout_ms == 0 ? -EAGAIN
+					       : ivshmem_fail(ETIMEDOUT, "channel '%s': send timed out "
+							      "(the peer does not read)", ch->name);
+		}
+		ret = ivshmem_ring_arm(&ch->tx, len);
+		if (ret == 0) {
+			sleep_armed(ch, deadline, &backoff);
+			ivshmem_ring_disarm(&ch->tx);
+		}
+	}
+}
+
+ssize_t ivshmem_channel_recv(struct ivshmem_channel *ch, void *buf, size_t len, int timeout_ms)
+{
+	int64_t deadline = -2, backoff = POLL_MIN_NS;
+
+	for (;;) {
+		ssize_t n = ivshmem_ring_recv(&ch->rx, buf, len, 0);
+		int ret;
+
+		if (n >= 0) {
+			ch->received++;
+			return n;
+		}
+		if (n == -EMSGSIZE)
+			return ivshmem_fail(EMSGSIZE, "channel '%s': the next message is larger than "
+					    "the %zu-byte buffer", ch->name, len);
+		if (n != -EAGAIN) {
+			update_peer(ch);
+			return state_error(ch, false) ?: ivshmem_fail(-(int)n, "channel '%s': %s",
+								      ch->name, strerror(-(int)n));
+		}
+		if (deadline == -2)
+			deadline = deadline_of(timeout_ms);
+		/* Empty. Anything from a peer that left was published before its slot changed. */
+		if (update_peer(ch) != IVSHMEM_CHANNEL_CONNECTED &&
+		    ch->state != IVSHMEM_CHANNEL_WAITING) {
+			if (ivshmem_ring_readable(&ch->rx))
+				continue;
+			return state_error(ch, false);
+		}
+		if (spin_until(ch, rx_ready, 0))
+			continue;
+		if (timeout_ms == 0 || (deadline >= 0 && now_ns() >= deadline)) {
+			/* Going back to the caller's poll loop: arm so the producer rings us. */
+			drain_events(ch);
+			ret = ivshmem_ring_arm(&ch->rx, 0);
+			if (ret != 0)
+				continue;
+			return timeout_ms == 0 ? -EAGAIN
+					       : ivshmem_fail(ETIMEDOUT, "channel '%s': nothing "
+							      "received in %d ms", ch->name,
+							      timeout_ms);
+		}
+		ret = ivshmem_ring_arm(&ch->rx, 0);
+		if (ret == 0) {
+			sleep_armed(ch, deadline, &backoff);
+			ivshmem_ring_disarm(&ch->rx);
+		}
+	}
+}
+
+int ivshmem_channel_fd(struct ivshmem_channel *ch)
+{
+	return ch->epfd;
+}
+
+size_t ivshmem_channel_max_msg(const struct ivshmem_channel *ch)
+{
+	return ivshmem_ring_max_record(&ch->tx);
+}
+
+void ivshmem_channel_stats(const struct ivshmem_channel *ch, struct ivshmem_channel_stats *st)
+{
+	st->sent = ch->sent;
+	st->received = ch->received;
+	st->doorbells = ch->tx.kicks + ch->rx.kicks;
+	st->sleeps = ch->sleeps;
+	st->doorbell_mode = doorbell_mode(ch);
+}
+
+struct ivshmem_ring *ivshmem_channel_tx(struct ivshmem_channel *ch)
+{
+	return &ch->tx;
+}
+
+struct ivshmem_ring *ivshmem_channel_rx(struct ivshmem_channel *ch)
+{
+	return &ch->rx;
+}
+
+int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms)
+{
+	int64_t deadline = deadline_of(linger_ms), backoff = POLL_MIN_NS;
+	int ret = 0;
+
+	if (!ch)
+		return 0;
+	ivshmem_ring_publish(&ch->tx);
+	ivshmem_ring_publish(&ch->rx);
+	/* Linger until the peer read everything, it left, or time is up. */
+	for (;;) {
+		int64_t used = ivshmem_ring_used(&ch->tx);
+
+		if (used <= 0)
+			break;
+		if (update_peer(ch) != IVSHMEM_CHANNEL_CONNECTED &&
+		    ch->state != IVSHMEM_CHANNEL_WAITING)
+			break;
+		if (deadline >= 0 && now_ns() >= deadline) {
+			ret = ivshmem_fail(ETIMEDOUT, "channel '%s': closed with %" PRId64
+					   " bytes unread by the peer", ch->name, used);
+			break;
+		}
+		/* The consumer kicks an armed producer on release; arm for a record of max size. */
+		if (ivshmem_ring_arm(&ch->tx, ivshmem_ring_max_record(&ch->tx)) == 0) {
+			sleep_armed(ch, deadline, &backoff);
+			ivshmem_ring_disarm(&ch->tx);
+		} else {
+			sleep_armed(ch, deadline < 0 ? now_ns() + 1000000 : deadline, &backoff);
+		}
+	}
+	stop_heartbeat(ch);
+	/* After every record we published: a peer that sees CLOSED has seen them all. */
+	__atomic_store_n(slot32(ch, ch->me, S_STATE), htole32(SLOT_CLOSED), __ATOMIC_SEQ_CST);
+	/* If the other end sleeps waiting for data, wake it so it notices. */
+	if (ch->remote_seen) {
+		ivshmem_ring_disarm(&ch->tx);
+		kick_peer(ch);
+	}
+	free_channel(ch);
+	return ret;
+}

@@ -27,9 +27,13 @@ if [ ! -e "$cache/$kver/boot/vmlinuz-$kver" ]; then
 	mkdir -p "$cache/$kver.part"
 	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$cache/$kver.part" ||
 		die "dpkg-deb -x of $pkg failed"
+	# The package ships no modules.dep (its postinst makes it); the rig resolves dependencies from it.
+	depmod -b "$cache/$kver.part" "$kver" || die "depmod for the guest kernel $kver failed"
 	rm -rf "$cache/$kver"
 	mv "$cache/$kver.part" "$cache/$kver"
 fi
+[ -e "$cache/$kver/lib/modules/$kver/modules.dep" ] ||
+	depmod -b "$cache/$kver" "$kver" || die "depmod for the guest kernel $kver failed"
 ln -sfn "$kver" "$cache/current"
 
 # Headers to build ivshmem.ko: a -dev style package, so installing it is fine.

@@ -28,16 +28,16 @@ apt_index_ready() {
 	bounded 600 apt-get "${APT_OPTS[@]}" update >/dev/null 2>"$err" || rc=$?
 	# Only Debian's own mirror matters; a broken third-party source is a warning.
 	local debian_errors
-	debian_errors=$(grep -E '^(E|W|Err):.*(Failed to fetch|Unable to connect|Could not resolve|Temporary failure).*debian' "$err" | head -n 5)
+	debian_errors=$(grep -E '^(E|W|Err):.*(Failed to fetch|Unable to connect|Could not resolve|Temporary failure).*debian' "$err" | head -n 5 || true)
 	if [ $rc != 0 ] || [ -n "$debian_errors" ]; then
 		local why
-		why=${debian_errors:-$(grep -E '^(E|W|Err):' "$err" | head -n 5)}
+		why=${debian_errors:-$(grep -E '^(E|W|Err):' "$err" | head -n 5 || true)}
 		rm -f "$err"
 		die "cannot reach the Debian package mirror (apt-get update failed or timed out, exit $rc):
 ${why:-  (no message; is the network up?)}
   check /etc/apt/sources.list* and the network, then run this again"
 	fi
-	grep -E '^(E|W|Err):' "$err" | sed 's/^/warning: apt-get update: /' >&2
+	grep -E '^(E|W|Err):' "$err" | sed 's/^/warning: apt-get update: /' >&2 || true
 	rm -f "$err"
 	export IVSHMEM_APT_UPDATED=1
 }
@@ -60,7 +60,7 @@ apt_install() {
 	if ! DEBIAN_FRONTEND=noninteractive bounded 1800 apt-get "${APT_OPTS[@]}" install -y -q \
 		--no-install-recommends "${missing[@]}" >/dev/null 2>"$err"; then
 		local why
-		why=$(grep -E '^(E|Err):' "$err" | head -n 5)
+		why=$(grep -E '^(E|Err):' "$err" | head -n 5 || true)
 		rm -f "$err"
 		die "apt-get install ${missing[*]} failed:
 ${why:-  (see apt-get output)}"

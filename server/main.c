@@ -1,9 +1,461 @@
 // SPDX-License-Identifier: MIT
-/* PLACEHOLDER: the server is not written yet. */
-#include <stdio.h>
+/*
+ * ivshmem-server: hands QEMU ivshmem-doorbell devices and host peers the
+ * shared memory and each other's eventfds (protocol version 0).
+ *
+ * This file: options (QEMU's contrib/ivshmem-server flags and defaults, plus
+ * long options and extras), daemonizing, the pid file, signals, systemd.
+ */
+#define _GNU_SOURCE
+#include "server.h"
 
-int main(void)
+#include "ivshmem/protocol.h"
+#include "ivshmem/region.h"
+#include "ivshmem/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define DEFAULT_PID_FILE	"/var/run/ivshmem-server.pid"
+#define DEFAULT_SOCKET		"/tmp/ivshmem_socket"
+#define DEFAULT_SHM_NAME	"ivshmem"
+#define DEFAULT_SIZE		(4ull << 20)
+#define DEFAULT_MAX_QUEUE	16384
+#define MIN_SIZE		4096ull
+
+/* Exit codes: 0 ok, 1 runtime failure, 2 bad usage (as the tools do). */
+#define EXIT_USAGE 2
+
+enum {
+	OPT_MEMFD = 256, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_SHM_MODE, OPT_SHM_GROUP,
+	OPT_MAX_PEERS, OPT_MAX_QUEUE, OPT_LOG, OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "foreground", no_argument, NULL, 'F' },
+	{ "pid-file", required_argument, NULL, 'p' },
+	{ "socket", required_argument, NULL, 'S' },
+	{ "shm-name", required_argument, NULL, 'M' },
+	{ "shm-dir", required_argument, NULL, 'm' },
+	{ "memfd", no_argument, NULL, OPT_MEMFD },
+	{ "size", required_argument, NULL, 'l' },
+	{ "vectors", required_argument, NULL, 'n' },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "shm-mode", required_argument, NULL, OPT_SHM_MODE },
+	{ "shm-group", required_argument, NULL, OPT_SHM_GROUP },
+	{ "max-peers", required_argument, NULL, OPT_MAX_PEERS },
+	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ 0 },
+};
+
+static void usage(FILE *f)
 {
-	fprintf(stderr, "ivshmem-server: not available in this build\n");
+	fprintf(f,
+"Usage: ivshmem-server [OPTION]...\n"
+"Share memory and doorbells between QEMU ivshmem-doorbell devices and host peers\n"
+"(ivshmem protocol version 0; a drop-in for QEMU's contrib/ivshmem-server).\n"
+"\n"
+"QEMU-compatible options:\n"
+"  -h, --help              show this help and exit\n"
+"  -v, --verbose           log every join, leave and drop (debug level)\n"
+"  -F, --foreground        do not daemonize (the default is to daemonize)\n"
+"  -p, --pid-file PATH     pid file, written when daemonized or when given\n"
+"                          (default " DEFAULT_PID_FILE ")\n"
+"  -S, --socket PATH       UNIX socket to listen on (default " DEFAULT_SOCKET ")\n"
+"  -M, --shm-name NAME     POSIX shared memory object /dev/shm/NAME (default '" DEFAULT_SHM_NAME "')\n"
+"  -m, --shm-dir DIR       create an unlinked file in DIR instead (e.g. a hugetlbfs mount)\n"
+"  -l, --size SIZE         shared memory size, K/M/G/T suffixes (default 4M); rounded up\n"
+"                          to a power of two, which QEMU requires\n"
+"  -n, --vectors N         interrupt vectors per peer, 1..%d (default 1)\n"
+"\n"
+"Extras:\n"
+"      --memfd             back the memory with a sealed memfd (no peer can resize it)\n"
+"      --socket-mode MODE  octal mode of the socket (default 0600)\n"
+"      --socket-group GRP  group of the socket (name or number)\n"
+"      --shm-mode MODE     octal mode of the shared memory (default 0600)\n"
+"      --shm-group GRP     group of the shared memory\n"
+"      --max-peers N       refuse clients beyond N peers (default and max 65536)\n"
+"      --max-queue N       drop a client that falls N messages behind (default %d)\n"
+"      --log stderr|syslog where to log (default: stderr in the foreground, syslog\n"
+"                          when daemonized)\n"
+"      --version           print the version and exit\n"
+"\n"
+"Started by systemd socket activation, the socket passed in is used and -S only\n"
+"names it in logs. Exit status: 0 after SIGTERM/SIGINT, 1 on failure, 2 on bad usage.\n",
+		IVSHMEM_MAX_VECTORS, DEFAULT_MAX_QUEUE);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ivshmem-server: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'ivshmem-server --help'.\n");
+	exit(EXIT_USAGE);
+}
+
+static mode_t parse_mode(const char *opt, const char *s)
+{
+	char *end;
+	unsigned long m;
+
+	errno = 0;
+	m = strtoul(s, &end, 8);
+	if (!*s || *end || errno || m > 0777)
+		usage_error("%s: '%s' is not an octal mode (e.g. 0660)", opt, s);
+	return (mode_t)m;
+}
+
+static gid_t parse_group(const char *opt, const char *s)
+{
+	struct group *g = getgrnam(s);
+	uint64_t v;
+
+	if (g)
+		return g->gr_gid;
+	if (ivshmem_parse_uint(s, (gid_t)-2, &v) == 0)
+		return (gid_t)v;
+	usage_error("%s: no group named '%s'", opt, s);
+}
+
+static unsigned int parse_count(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+
+	if (ivshmem_parse_uint(s, max, &v) < 0 || v < min)
+		usage_error("%s: '%s' must be a number from %llu to %llu", opt, s,
+			    (unsigned long long)min, (unsigned long long)max);
+	return (unsigned int)v;
+}
+
+struct options {
+	struct server_config cfg;
+	const char *pid_file;
+	bool pid_file_given, foreground, verbose, log_given;
+	enum log_target log;
+};
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	struct server_config *cfg = &o->cfg;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "hvFp:S:m:M:l:n:", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'F':
+			o->foreground = true;
+			break;
+		case 'p':
+			o->pid_file = optarg;
+			o->pid_file_given = true;
+			break;
+		case 'S':
+			cfg->socket_path = optarg;
+			break;
+		case 'M':
+			cfg->shm_kind = SHM_POSIX;
+			cfg->shm_path = optarg;
+			break;
+		case 'm':
+			cfg->shm_kind = SHM_DIR;
+			cfg->shm_path = optarg;
+			break;
+		case OPT_MEMFD:
+			cfg->shm_kind = SHM_MEMFD;
+			break;
+		case 'l':
+			if (ivshmem_parse_size(optarg, &cfg->shm_size) < 0)
+				usage_error("-l: %s", ivshmem_errmsg());
+			break;
+		case 'n':
+			cfg->vectors = parse_count("-n", optarg, 1, IVSHMEM_MAX_VECTORS);
+			break;
+		case OPT_SOCKET_MODE:
+			cfg->socket_mode = parse_mode("--socket-mode", optarg);
+			break;
+		case OPT_SOCKET_GROUP:
+			cfg->socket_group = parse_group("--socket-group", optarg);
+			break;
+		case OPT_SHM_MODE:
+			cfg->shm_mode = parse_mode("--shm-mode", optarg);
+			break;
+		case OPT_SHM_GROUP:
+			cfg->shm_group = parse_group("--shm-group", optarg);
+			break;
+		case OPT_MAX_PEERS:
+			cfg->max_peers = parse_count("--max-peers", optarg, 1,
+						     IVSHMEM_MAX_PEER_ID + 1);
+			break;
+		case OPT_MAX_QUEUE:
+			cfg->max_queue = parse_count("--max-queue", optarg, 16, 1u << 24);
+			break;
+		case OPT_LOG:
+			if (strcmp(optarg, "stderr") == 0)
+				o->log = LOG_TO_STDERR;
+			else if (strcmp(optarg, "syslog") == 0)
+				o->log = LOG_TO_SYSLOG;
+			else
+				usage_error("--log: '%s' is neither stderr nor syslog", optarg);
+			o->log_given = true;
+			break;
+		case OPT_VERSION:
+			printf("ivshmem-server %s (protocol version %d)\n", IVSHMEM_VERSION,
+			       IVSHMEM_PROTOCOL_VERSION);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'ivshmem-server --help'.\n");
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (cfg->shm_kind == SHM_POSIX && (!*cfg->shm_path || strchr(cfg->shm_path, '/')))
+		usage_error("-M: '%s' is not a POSIX shm name (no '/', not empty)", cfg->shm_path);
+	if (cfg->shm_size < MIN_SIZE)
+		usage_error("-l: %llu bytes is too small (at least %llu)",
+			    (unsigned long long)cfg->shm_size, MIN_SIZE);
+	if (!o->log_given)
+		o->log = o->foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG;
+}
+
+/*
+ * Fork twice and detach. The original process exits only once the daemon
+ * reports (through a pipe) that it wrote its pid file, so scripts that start
+ * the server can rely on the pid file and socket existing.
+ */
+static int daemonize(int *ready_fd)
+{
+	int pipefd[2];
+	pid_t pid;
+	char ok;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(pipefd[1]);
+		_exit(read(pipefd[0], &ok, 1) == 1 ? 0 : 1);
+	}
+	close(pipefd[0]);
+	if (setsid() < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		return -1;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	*ready_fd = pipefd[1];
+	return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (fd < 0 || write(fd, buf, (size_t)len) != len) {
+		log_msg(LOG_ERR, "cannot write pid file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Socket activation: 1 and the fd if systemd passed one, 0 if not, -1 on error. */
+static int systemd_socket(int *fd)
+{
+#ifdef HAVE_LIBSYSTEMD
+	int n = sd_listen_fds(1);
+
+	if (n <= 0)
+		return 0;
+	if (n > 1) {
+		log_msg(LOG_ERR, "systemd passed %d sockets; expected exactly one", n);
+		return -1;
+	}
+	*fd = SD_LISTEN_FDS_START;
+	if (sd_is_socket_unix(*fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+		log_msg(LOG_ERR, "the socket systemd passed is not a listening AF_UNIX stream "
+			"socket (ListenStream= in the .socket unit)");
+		return -1;
+	}
+	fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) | O_NONBLOCK);
+	fcntl(*fd, F_SETFD, FD_CLOEXEC);
 	return 1;
+#else
+	(void)fd;
+	return 0;
+#endif
+}
+
+static void format_size(char *buf, size_t len, uint64_t v)
+{
+	static const char units[] = "BKMGTPE";
+	int u = 0;
+
+	while (u < 6 && v >= 1024 && v % 1024 == 0) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
+	if (u == 0)
+		buf[strlen(buf) - 1] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+		.cfg = {
+			.socket_path = DEFAULT_SOCKET,
+			.socket_mode = 0600,
+			.socket_group = (gid_t)-1,
+			.shm_kind = SHM_POSIX,
+			.shm_path = DEFAULT_SHM_NAME,
+			.shm_mode = 0600,
+			.shm_group = (gid_t)-1,
+			.shm_size = DEFAULT_SIZE,
+			.vectors = 1,
+			.max_peers = IVSHMEM_MAX_PEER_ID + 1,
+			.max_queue = DEFAULT_MAX_QUEUE,
+			.listen_fd = -1,
+		},
+		.pid_file = DEFAULT_PID_FILE,
+	};
+	struct server_config *cfg = &o.cfg;
+	int listen_fd = -1, shm_fd, signal_fd, ready_fd = -1, activated, ret;
+	bool own_socket = false, pid_written = false;
+	uint64_t requested;
+	sigset_t sigs;
+
+	parse_args(argc, argv, &o);
+	/* Startup errors go to stderr even for a daemon: it has not detached yet. */
+	log_setup(LOG_TO_STDERR, o.verbose);
+
+	requested = cfg->shm_size;
+	cfg->shm_size = ivshmem_pow2_roundup(requested);
+	if (cfg->shm_size == 0 || cfg->shm_size > (1ull << 62)) {
+		log_msg(LOG_ERR, "size %llu is too large", (unsigned long long)requested);
+		return EXIT_USAGE;
+	}
+	if (cfg->shm_size != requested) {
+		char a[32], b[32];
+
+		format_size(a, sizeof(a), requested);
+		format_size(b, sizeof(b), cfg->shm_size);
+		log_msg(LOG_NOTICE, "size %s rounded up to %s: QEMU needs a power of two", a, b);
+	}
+
+	signal(SIGPIPE, SIG_IGN);	/* and every send uses MSG_NOSIGNAL */
+	signal(SIGHUP, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+
+	activated = systemd_socket(&listen_fd);
+	if (activated < 0)
+		return 1;
+	shm_fd = shm_create(cfg);
+	if (shm_fd < 0)
+		return 1;
+	if (!activated) {
+		listen_fd = server_listen(cfg);
+		if (listen_fd < 0)
+			return 1;
+		own_socket = true;
+	}
+	if (!o.foreground && daemonize(&ready_fd) < 0) {
+		log_msg(LOG_ERR, "cannot daemonize: %s", strerror(errno));
+		ret = 1;
+		goto out;
+	}
+	log_setup(o.log, o.verbose);
+	if (!o.foreground || o.pid_file_given) {
+		if (write_pid_file(o.pid_file) < 0) {
+			ret = 1;
+			goto out;
+		}
+		pid_written = true;
+	}
+	signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (signal_fd < 0) {
+		log_msg(LOG_ERR, "signalfd: %s", strerror(errno));
+		ret = 1;
+		goto out;
+	}
+	{
+		char sz[32];
+
+		format_size(sz, sizeof(sz), cfg->shm_size);
+		log_msg(LOG_INFO, "listening on %s%s: %s of %s memory, %u vector%s", cfg->socket_path,
+			activated ? " (from systemd)" : "", sz,
+			cfg->shm_kind == SHM_MEMFD ? "sealed memfd" :
+			cfg->shm_kind == SHM_DIR ? "unlinked file" : "POSIX shm",
+			cfg->vectors, cfg->vectors == 1 ? "" : "s");
+	}
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "", 1) != 1)
+			log_msg(LOG_WARNING, "cannot tell the parent we are ready");
+		close(ready_fd);
+		ready_fd = -1;
+	}
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "READY=1");
+#endif
+	ret = server_run(cfg, listen_fd, shm_fd, signal_fd);
+	close(signal_fd);
+out:
+	if (own_socket)
+		unlink(cfg->socket_path);
+	if (pid_written)
+		unlink(o.pid_file);
+	close(listen_fd);
+	close(shm_fd);
+	log_msg(ret ? LOG_ERR : LOG_INFO, "exiting");
+	return ret;
 }

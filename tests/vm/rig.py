@@ -250,8 +250,9 @@ class Guest:
         bus = "pcie.0" if self.machine.startswith("q35") else "pci.0"
         return f",bus={bus},addr={addr}" if addr is not None else ""
 
-    def add_plain(self, path=None, size="16M", memfd=False, addr=None, data=None):
-        """An ivshmem-plain device. Returns the host path of its backing file (None for memfd)."""
+    def add_plain(self, path=None, size="16M", memfd=False, addr=None, data=None, id=None):
+        """An ivshmem-plain device. Returns the host path of its backing file (None for memfd).
+        @id names the -device for the monitor (device_del ID)."""
         self._ndev += 1
         mid = f"shm{self._ndev}"
         if memfd:
@@ -270,16 +271,20 @@ class Guest:
                     f.write(data)
             self.devices += ["-object",
                              f"memory-backend-file,id={mid},size={size},share=on,mem-path={path}"]
-        self.devices += ["-device", f"ivshmem-plain,memdev={mid}{self._addr(addr)}"]
+        did = f",id={id}" if id else ""
+        self.devices += ["-device", f"ivshmem-plain,memdev={mid}{self._addr(addr)}{did}"]
         return path
 
-    def add_doorbell(self, socket_path, vectors=1, addr=None, ioeventfd=True, master=False):
-        """An ivshmem-doorbell device on an ivshmem-server socket."""
+    def add_doorbell(self, socket_path, vectors=1, addr=None, ioeventfd=True, master=False,
+                     id=None):
+        """An ivshmem-doorbell device on an ivshmem-server socket (@id: see add_plain)."""
         self._ndev += 1
         cid = f"ivsock{self._ndev}"
         opts = f"vectors={vectors},ioeventfd={'on' if ioeventfd else 'off'}"
         if master:
             opts += ",master=on"
+        if id:
+            opts += f",id={id}"
         self.devices += ["-chardev", f"socket,path={socket_path},id={cid}",
                          "-device", f"ivshmem-doorbell,chardev={cid},{opts}{self._addr(addr)}"]
 
@@ -289,6 +294,18 @@ class Guest:
     def add_tool(self, name="ivshmem"):
         """Our static tool, as /bin/NAME in the guest."""
         self.files[f"/bin/{name}"] = build_file(f"tools/{name}.static")
+
+    def add_driver(self, load=True):
+        """Our ivshmem.ko (built by scripts/build-kmod.sh into BUILD_DIR/kernel/). With
+        load=True the guest insmods it at boot; otherwise it is /lib/ivshmem.ko for the script."""
+        ko = os.path.join(BUILD_DIR, "kernel", "ivshmem.ko")
+        if not os.path.exists(ko):
+            _die_missing(f"{ko} is missing", f"build it: scripts/build-kmod.sh {BUILD_DIR}")
+        if load:
+            self.extra_ko.append(ko)
+        else:
+            self.files["/lib/ivshmem.ko"] = ko
+        return ko
 
     # ---- running ------------------------------------------------------------------------
     def _initramfs(self):
@@ -383,6 +400,13 @@ class Guest:
                 raise RigError(f"guest {self.name}: no /{pattern}/ within {timeout} s\n"
                                + self.console_tail())
             time.sleep(0.05)
+
+    def new_lines(self):
+        """Verdict-channel lines that arrived since the last call (for live output, e.g. the demo)."""
+        self._read_verdict()
+        start = getattr(self, "_streamed", 0)
+        self._streamed = len(self._lines)
+        return self._lines[start:]
 
     def send(self, line):
         """Send one line to the guest's control channel (read with ctl_read)."""

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Named two-way message channels between two endpoints over any region
+ * (docs/channel.md). Like a SOCK_SEQPACKET socket: records keep their
+ * boundaries, close delivers what was sent, a dead peer is an error, never a
+ * hang. Doorbells are used where the backend has them, polling otherwise.
+ *
+ * All calls return a negative errno on failure; ivshmem_errmsg() explains.
+ * A channel is used by one thread at a time (a background thread only beats
+ * its heartbeat).
+ */
+#ifndef IVSHMEM_CHANNEL_H
+#define IVSHMEM_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ivshmem/region.h"
+#include "ivshmem/ring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IVSHMEM_CHANNEL_CREATE	(1u << 0)	/* add the channel to the layout if missing */
+
+struct ivshmem_channel_opts {		/* zero = default for every field */
+	unsigned int flags;		/* IVSHMEM_CHANNEL_CREATE */
+	uint64_t ring_size;		/* CREATE: bytes per direction, power of two (64 KiB) */
+	unsigned int vector;		/* own vector to sleep on (0) */
+	int spin_us;			/* spin before sleeping (50; -1: never spin) */
+	int heartbeat_ms;		/* own heartbeat period (100; -1: none) */
+	int dead_ms;			/* peer dead after this long without a heartbeat (3000; -1: never) */
+	int open_timeout_ms;		/* wait this long while both ends are taken (0: fail at once) */
+};
+
+enum ivshmem_channel_state {
+	IVSHMEM_CHANNEL_WAITING = 1,	/* the other end has not opened yet (sends are buffered) */
+	IVSHMEM_CHANNEL_CONNECTED,
+	IVSHMEM_CHANNEL_PEER_CLOSED,	/* receive what is left, then -EPIPE */
+	IVSHMEM_CHANNEL_PEER_DEAD,	/* receive what is left, then -ECONNRESET */
+	IVSHMEM_CHANNEL_BROKEN,		/* the peer corrupted shared memory: -EBADMSG */
+};
+
+struct ivshmem_channel;
+
+int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r, const char *name,
+			 const struct ivshmem_channel_opts *opts);
+/*
+ * Wait up to @linger_ms (-1: forever) until the peer received everything we
+ * sent, then leave. Returns 0, or -ETIMEDOUT if records were still unread
+ * (they stay readable by the peer). Always frees @ch.
+ */
+int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms);
+
+/*
+ * @timeout_ms: 0 never blocks (-EAGAIN), -1 waits forever, else -ETIMEDOUT.
+ * send: 0; -EMSGSIZE (> max_msg), -EPIPE (peer closed), -ECONNRESET (peer dead).
+ * recv: the record's length (0 is a valid empty record); -EPIPE once the peer
+ * closed and everything was read; -ECONNRESET; -EMSGSIZE if @len is too small.
+ */
+int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len, int timeout_ms);
+ssize_t ivshmem_channel_recv(struct ivshmem_channel *ch, void *buf, size_t len, int timeout_ms);
+
+/*
+ * One fd for poll/epoll/select: readable when something may have happened
+ * (a doorbell, a peer event, or a polling tick on backends without
+ * interrupts). Then call send/recv with timeout 0 until -EAGAIN.
+ */
+int ivshmem_channel_fd(struct ivshmem_channel *ch);
+
+enum ivshmem_channel_state ivshmem_channel_state(struct ivshmem_channel *ch);
+const char *ivshmem_channel_state_name(enum ivshmem_channel_state s);
+size_t ivshmem_channel_max_msg(const struct ivshmem_channel *ch);
+
+struct ivshmem_channel_stats {
+	uint64_t sent, received;	/* records */
+	uint64_t doorbells;		/* doorbells we rang */
+	uint64_t sleeps;		/* times we armed and slept */
+	int doorbell_mode;		/* 1: we sleep on interrupts, 0: we poll */
+};
+void ivshmem_channel_stats(const struct ivshmem_channel *ch, struct ivshmem_channel_stats *st);
+
+/* Zero-copy access to the two rings (docs/ring.md); kicks are wired up. */
+struct ivshmem_ring *ivshmem_channel_tx(struct ivshmem_channel *ch);
+struct ivshmem_ring *ivshmem_channel_rx(struct ivshmem_channel *ch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

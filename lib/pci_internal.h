@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* sysfs helpers shared by pci.c and the guest backends (sysfs, vfio, devmem). Private. */
+#ifndef IVSHMEM_PCI_INTERNAL_H
+#define IVSHMEM_PCI_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "<sysfs root>/bus/pci/devices/BDF[/ATTR]"; 0 or ivshmem_fail(ENAMETOOLONG). */
+int ivshmem_pci_path(char *buf, size_t len, const char *bdf, const char *attr);
+/* Read a small sysfs attribute, trailing whitespace stripped; 0 or -errno (no message). */
+int ivshmem_pci_read_attr(const char *bdf, const char *attr, char *buf, size_t len);
+/* Physical address and size of BAR @bar from the "resource" file; size 0 when unused. */
+int ivshmem_pci_bar(const char *bdf, int bar, uint64_t *phys, uint64_t *size);
+
+/* Last path element of the symlink ATTR ("driver", "iommu_group"); "" and -errno if none. */
+int ivshmem_pci_link_name(const char *bdf, const char *attr, char *out, size_t len);
+
+/*
+ * First member of the sysfs, devmem and vfio backends' private state, so that
+ * removal checks can find out which device a region maps without knowing the
+ * backend's details.
+ */
+struct ivshmem_guest_head {
+	char bdf[16];		/* "DDDD:BB:DD.F" */
+	uint64_t mem_phys;	/* BAR2 physical address when opened */
+};
+
+/* Fill @h for @bdf (the address and its current BAR2). */
+void ivshmem_guest_head_init(struct ivshmem_guest_head *h, const char *bdf);
+
+#endif
