@@ -418,6 +418,7 @@ static void ivshmem_remove(struct pci_dev *pdev)
 
 	/* Kernel users stop touching idev->mem before it goes away. */
 	mutex_lock(&idev->files_lock);
+	idev->removing = true;
 	cb = idev->remove_cb;
 	data = idev->remove_data;
 	idev->remove_cb = NULL;
@@ -522,7 +523,7 @@ int ivshmem_dev_set_remove_callback(struct ivshmem_dev *idev, ivshmem_remove_cb 
 	int ret = 0;
 
 	mutex_lock(&idev->files_lock);
-	if (READ_ONCE(idev->gone) && cb) {
+	if (idev->removing && cb) {
 		ret = -ENODEV;
 	} else if (cb && idev->remove_cb) {
 		ret = -EBUSY;
@@ -540,6 +541,12 @@ EXPORT_SYMBOL_GPL(ivshmem_dev_set_remove_callback);
 static int __init ivshmem_init(void)
 {
 	int ret;
+
+	/* The uapi layout is ABI: the same on 32- and 64-bit, never changed in place. */
+	BUILD_BUG_ON(sizeof(struct ivshmem_info) != 80);
+	BUILD_BUG_ON(sizeof(struct ivshmem_ring) != 16);
+	BUILD_BUG_ON(sizeof(struct ivshmem_vector_fd) != 16);
+	BUILD_BUG_ON(sizeof(struct ivshmem_eventfd) != 16);
 
 	ret = alloc_chrdev_region(&ivshmem_devt, 0, IVSHMEM_MAX_DEVICES, "ivshmem");
 	if (ret)

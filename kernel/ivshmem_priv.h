@@ -62,8 +62,9 @@ struct ivshmem_dev {
 	unsigned int nvectors;
 	struct ivshmem_vector *vectors;
 
-	struct mutex files_lock;	/* protects @files and the remove callback */
+	struct mutex files_lock;	/* protects @files, @removing and the remove callback */
 	struct list_head files;		/* open device files, to revoke their mappings */
+	bool removing;			/* remove() took the callback: no new one */
 	ivshmem_remove_cb remove_cb;
 	void *remove_data;
 };

@@ -29,6 +29,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The driver's ABI (include/uapi/linux/ivshmem.h): these sizes never change in place. */
+_Static_assert(sizeof(struct ivshmem_info) == 80, "uapi ivshmem_info size");
+_Static_assert(sizeof(struct ivshmem_ring) == 16, "uapi ivshmem_ring size");
+_Static_assert(sizeof(struct ivshmem_vector_fd) == 16, "uapi ivshmem_vector_fd size");
+_Static_assert(sizeof(struct ivshmem_eventfd) == 16, "uapi ivshmem_eventfd size");
+
 struct driver_priv {
 	int fd;
 	unsigned int nfds;
@@ -108,7 +114,8 @@ static int node_of_bdf(const char *bdf, char *node, size_t len)
 		return ret;
 	d = opendir(dir);
 	if (!d)
-		return ivshmem_fail(ENODEV, "%s: driver: %s: %s", bdf, dir, strerror(errno));
+		return ivshmem_fail(ENODEV, "%s: driver: no ivshmemN under %s (%s)", bdf, dir,
+				    strerror(errno));
 	ret = ivshmem_fail(ENODEV, "%s: driver: no ivshmemN under %s", bdf, dir);
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "ivshmem", 7) == 0) {

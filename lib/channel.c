@@ -72,8 +72,9 @@ struct ivshmem_channel {
 	uint64_t remote_token, remote_hb;
 	int64_t remote_hb_change;
 	enum ivshmem_channel_state state;
+	const char *why_dead;
 	/* Statistics. */
-	uint64_t sent, received, sleeps;
+	uint64_t sent, received, sleeps, doorbell_wakeups;
 	/* Heartbeat thread. */
 	pthread_t hb_thread;
 	bool hb_running;
@@ -222,10 +223,12 @@ static void update_timer(struct ivshmem_channel *ch)
 	set_timer(ch, doorbell_mode(ch) ? check : 1000000L);
 }
 
-static void peer_dead(struct ivshmem_channel *ch)
+static void peer_dead(struct ivshmem_channel *ch, const char *why)
 {
-	if (ch->state == IVSHMEM_CHANNEL_CONNECTED || ch->state == IVSHMEM_CHANNEL_WAITING)
+	if (ch->state == IVSHMEM_CHANNEL_CONNECTED || ch->state == IVSHMEM_CHANNEL_WAITING) {
 		ch->state = IVSHMEM_CHANNEL_PEER_DEAD;
+		ch->why_dead = why;
+	}
 }
 
 /* Drain server notices; a leave of our peer means it died. */
@@ -238,7 +241,7 @@ static void drain_peer_events(struct ivshmem_channel *ch)
 		return;
 	while ((ret = ivshmem_next_peer_event(ch->r, &ev)) == 1) {
 		if (ev.type == IVSHMEM_PEER_LEAVE && ch->remote_seen && ch->remote_peer == ev.peer)
-			peer_dead(ch);
+			peer_dead(ch, "the server reported that its peer left");
 	}
 	if (ret < 0) {
 		/* The server went away or cannot report: heartbeats still work. */
@@ -282,7 +285,7 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 				ch->state = IVSHMEM_CHANNEL_CONNECTED;
 		} else if (token != ch->remote_token) {
 			/* Someone else took the other slot while we were connected: not our peer. */
-			peer_dead(ch);
+			peer_dead(ch, "another endpoint took over its slot");
 		}
 	}
 	if (st == SLOT_CLOSED) {
@@ -297,11 +300,11 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 			ch->remote_hb_change = now;
 		} else if (ch->remote_hb_ms > 0 && ch->o.dead_ms > 0 &&
 			   now - ch->remote_hb_change > (int64_t)ch->o.dead_ms * 1000000LL) {
-			peer_dead(ch);
+			peer_dead(ch, "its heartbeat stopped");
 		}
 	} else if (st == SLOT_FREE) {
 		if (ch->remote_seen)
-			peer_dead(ch);	/* the channel was reset under us */
+			peer_dead(ch, "the channel was reset under us");
 	} else if (st != SLOT_OPEN) {
 		ch->state = IVSHMEM_CHANNEL_BROKEN;
 	}
@@ -698,8 +701,11 @@ static void sleep_armed(struct ivshmem_channel *ch, int64_t deadline, int64_t *b
 		ns = ch->timer_ns > 0 ? ch->timer_ns : 100000000LL;
 		if (deadline >= 0 && deadline - now < ns)
 			ns = deadline - now > 0 ? deadline - now : 0;
-		if (poll(pfd, ch->ctlfd >= 0 ? 2 : 1, (int)((ns + 999999) / 1000000)) > 0)
+		if (poll(pfd, ch->ctlfd >= 0 ? 2 : 1, (int)((ns + 999999) / 1000000)) > 0 &&
+		    (pfd[0].revents & POLLIN)) {
+			ch->doorbell_wakeups++;
 			drain_fd(ch->evfd);
+		}
 		return;
 	}
 	ns = *backoff;
@@ -725,8 +731,9 @@ static int state_error(struct ivshmem_channel *ch, bool sending)
 		return ivshmem_fail(EPIPE, "channel '%s': the peer closed it%s", ch->name,
 				    sending ? "" : " and everything it sent was received");
 	case IVSHMEM_CHANNEL_PEER_DEAD:
-		return ivshmem_fail(ECONNRESET, "channel '%s': the peer died (no heartbeat for %d ms, "
-				    "or the server reported it gone)", ch->name, ch->o.dead_ms);
+		return ivshmem_fail(ECONNRESET, "channel '%s': the peer is gone: %s (heartbeat "
+				    "timeout %d ms)", ch->name, ch->why_dead ? ch->why_dead : "?",
+				    ch->o.dead_ms);
 	case IVSHMEM_CHANNEL_BROKEN:
 		return ivshmem_fail(EBADMSG, "channel '%s': the peer corrupted the shared rings",
 				    ch->name);
@@ -880,6 +887,7 @@ void ivshmem_channel_stats(const struct ivshmem_channel *ch, struct ivshmem_chan
 	st->received = ch->received;
 	st->doorbells = ch->tx.kicks + ch->rx.kicks;
 	st->sleeps = ch->sleeps;
+	st->doorbell_wakeups = ch->doorbell_wakeups;
 	st->doorbell_mode = doorbell_mode(ch);
 }
 
@@ -893,37 +901,48 @@ struct ivshmem_ring *ivshmem_channel_rx(struct ivshmem_channel *ch)
 	return &ch->rx;
 }
 
-int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms)
+int ivshmem_channel_flush(struct ivshmem_channel *ch, int timeout_ms)
 {
-	int64_t deadline = deadline_of(linger_ms), backoff = POLL_MIN_NS;
-	int ret = 0;
+	int64_t deadline = deadline_of(timeout_ms), backoff = POLL_MIN_NS;
 
-	if (!ch)
-		return 0;
 	ivshmem_ring_publish(&ch->tx);
 	ivshmem_ring_publish(&ch->rx);
-	/* Linger until the peer read everything, it left, or time is up. */
+	/* Until the peer read everything, it left, or time is up. */
 	for (;;) {
 		int64_t used = ivshmem_ring_used(&ch->tx);
 
-		if (used <= 0)
-			break;
-		if (update_peer(ch) != IVSHMEM_CHANNEL_CONNECTED &&
-		    ch->state != IVSHMEM_CHANNEL_WAITING)
-			break;
-		if (deadline >= 0 && now_ns() >= deadline) {
-			ret = ivshmem_fail(ETIMEDOUT, "channel '%s': closed with %" PRId64
-					   " bytes unread by the peer", ch->name, used);
-			break;
-		}
-		/* The consumer kicks an armed producer on release; arm for a record of max size. */
+		if (used == 0)
+			return 0;
+		if (used < 0 || (update_peer(ch) != IVSHMEM_CHANNEL_CONNECTED &&
+				 ch->state != IVSHMEM_CHANNEL_WAITING))
+			return state_error(ch, true) ?: ivshmem_fail(EBADMSG, "channel '%s': corrupt "
+								     "ring", ch->name);
+		if (deadline >= 0 && now_ns() >= deadline)
+			return ivshmem_fail(ETIMEDOUT, "channel '%s': %" PRId64 " bytes still unread "
+					    "by the peer", ch->name, used);
+		/* The consumer kicks an armed producer on release; arm for a maximal record. */
 		if (ivshmem_ring_arm(&ch->tx, ivshmem_ring_max_record(&ch->tx)) == 0) {
 			sleep_armed(ch, deadline, &backoff);
 			ivshmem_ring_disarm(&ch->tx);
 		} else {
-			sleep_armed(ch, deadline < 0 ? now_ns() + 1000000 : deadline, &backoff);
+			/* Room for a maximal record already: nothing would kick us, poll. */
+			int64_t step = now_ns() + 1000000;
+
+			sleep_armed(ch, deadline >= 0 && deadline < step ? deadline : step, &backoff);
 		}
 	}
+}
+
+int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms)
+{
+	int ret;
+
+	if (!ch)
+		return 0;
+	ret = ivshmem_channel_flush(ch, linger_ms);
+	/* A peer that left is not an error of close: what it read, it read. */
+	if (ret == -EPIPE || ret == -ECONNRESET)
+		ret = 0;
 	stop_heartbeat(ch);
 	/* After every record we published: a peer that sees CLOSED has seen them all. */
 	__atomic_store_n(slot32(ch, ch->me, S_STATE), htole32(SLOT_CLOSED), __ATOMIC_SEQ_CST);

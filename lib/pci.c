@@ -186,6 +186,50 @@ static int read_ivposition(const char *bdf, uint64_t regs_size)
 	return val;
 }
 
+/*
+ * Our driver owns BAR0 and BAR2 while bound, so they cannot be mapped through
+ * sysfs; it publishes IVPosition and the region name as attributes instead.
+ */
+static int read_driver_attr(const char *bdf, const char *attr, char *buf, size_t len)
+{
+	char dir[PATH_MAX], rel[128];
+	struct dirent *de;
+	int ret = -ENOENT;
+	DIR *d;
+
+	if (ivshmem_pci_path(dir, sizeof(dir), bdf, "ivshmem") < 0)
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "ivshmem", 7) != 0 ||
+		    snprintf(rel, sizeof(rel), "ivshmem/%s/%s", de->d_name, attr) >= (int)sizeof(rel))
+			continue;
+		ret = ivshmem_pci_read_attr(bdf, rel, buf, len);
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+static void read_from_driver(struct ivshmem_pci_dev *dev, unsigned int flags)
+{
+	char buf[80];
+	uint64_t v;
+
+	if ((flags & IVSHMEM_PCI_PROBE_REGS) &&
+	    read_driver_attr(dev->bdf, "ivposition", buf, sizeof(buf)) == 0 &&
+	    ivshmem_parse_uint(buf, 65535, &v) == 0)
+		dev->ivposition = (int)v;
+	if ((flags & IVSHMEM_PCI_PROBE_NAME) &&
+	    read_driver_attr(dev->bdf, "name", buf, sizeof(buf)) == 0 &&
+	    strlen(buf) < sizeof(dev->name)) {
+		snprintf(dev->name, sizeof(dev->name), "%s", buf);
+		dev->name_status = buf[0] ? 1 : 0;
+	}
+}
+
 static void read_name(struct ivshmem_pci_dev *dev)
 {
 	dev->name_status = -1;
@@ -241,6 +285,10 @@ int ivshmem_pci_probe(const char *bdf, struct ivshmem_pci_dev *dev, unsigned int
 	dev->doorbell = bar1_size > 0 || has_msix_cap(bdf) == 1;
 	ivshmem_pci_link_name(bdf, "driver", dev->driver, sizeof(dev->driver));
 	ivshmem_pci_link_name(bdf, "iommu_group", dev->iommu_group, sizeof(dev->iommu_group));
+	if (strcmp(dev->driver, "ivshmem") == 0) {
+		read_from_driver(dev, flags);
+		return 0;
+	}
 	if (flags & IVSHMEM_PCI_PROBE_REGS)
 		dev->ivposition = read_ivposition(bdf, dev->regs_size);
 	/*

@@ -37,7 +37,11 @@ int ivshmem_parse_size(const char *s, uint64_t *out)
 		return ivshmem_fail(EINVAL, "'%s' is not a size (e.g. 4096, 64K, 16M, 1G)",
 				    s ? s : "");
 	errno = 0;
-	v = strtoull(s, &end, 10);
+	/* Decimal, or hex with 0x (offsets are often written so); never octal. */
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && isxdigit((unsigned char)s[2]))
+		v = strtoull(s + 2, &end, 16);
+	else
+		v = strtoull(s, &end, 10);
 	if (errno == ERANGE)
 		return ivshmem_fail(ERANGE, "size '%s' is too large", s);
 	switch (toupper((unsigned char)*end)) {
@@ -54,7 +58,7 @@ int ivshmem_parse_size(const char *s, uint64_t *out)
 	else if (!shift && strcasecmp(end, "B") == 0)
 		end++;
 	if (*end)
-		return ivshmem_fail(EINVAL, "'%s' is not a size (e.g. 4096, 64K, 16M, 1G)", s);
+		return ivshmem_fail(EINVAL, "'%s' is not a size (e.g. 4096, 0x1000, 64K, 16M, 1G)", s);
 	if (shift && v > (UINT64_MAX >> shift))
 		return ivshmem_fail(ERANGE, "size '%s' is too large", s);
 	*out = (uint64_t)v << shift;

@@ -56,7 +56,7 @@ cp=$(find_checkpatch) || { fetch_checkpatch; cp=$(find_checkpatch) || die "still
 log "checkpatch: $cp"
 
 files=("$top"/kernel/*.c "$top"/kernel/*.h "$top"/kernel/include/linux/*.h
-       "$top"/include/uapi/linux/ivshmem.h)
+       "$top"/include/uapi/linux/ivshmem.h "$top"/tests/vm/guest/ivshmem_kapi_test.c)
 # --no-tree: we are not inside a kernel tree. Out-of-tree, so no MAINTAINERS or
 # SPDX-in-tree checks beyond what --strict asks.
 if ! perl "$cp" --strict --no-tree --terse --show-types -f "${files[@]}"; then

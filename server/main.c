@@ -25,7 +25,9 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #ifdef HAVE_LIBSYSTEMD
@@ -229,8 +231,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->log_given = true;
 			break;
 		case OPT_VERSION:
-			printf("ivshmem-server %s (protocol version %d)\n", IVSHMEM_VERSION,
-			       IVSHMEM_PROTOCOL_VERSION);
+			printf("ivshmem-server %s (protocol version %d, socket activation: %s)\n",
+			       IVSHMEM_VERSION, IVSHMEM_PROTOCOL_VERSION,
+#ifdef HAVE_LIBSYSTEMD
+			       "yes"
+#else
+			       "no (built without libsystemd)"
+#endif
+			       );
 			exit(0);
 		default:
 			fprintf(stderr, "Try 'ivshmem-server --help'.\n");
@@ -307,9 +315,11 @@ static int write_pid_file(const char *path)
 }
 
 /* Socket activation: 1 and the fd if systemd passed one, 0 if not, -1 on error. */
-static int systemd_socket(int *fd)
+static int systemd_socket(int *fd, const char **name)
 {
 #ifdef HAVE_LIBSYSTEMD
+	static struct sockaddr_un addr;
+	socklen_t len = sizeof(addr);
 	int n = sd_listen_fds(1);
 
 	if (n <= 0)
@@ -326,10 +336,40 @@ static int systemd_socket(int *fd)
 	}
 	fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) | O_NONBLOCK);
 	fcntl(*fd, F_SETFD, FD_CLOEXEC);
+	/* Log the real path, not -S's default. */
+	if (getsockname(*fd, (struct sockaddr *)&addr, &len) == 0 && addr.sun_path[0])
+		*name = addr.sun_path;
 	return 1;
 #else
 	(void)fd;
+	(void)name;
 	return 0;
+#endif
+}
+
+/* Type=notify services: tell systemd we are ready (no-op without $NOTIFY_SOCKET). */
+static void notify_ready(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+	sd_notify(0, "READY=1");
+#else
+	/* The protocol is one datagram to $NOTIFY_SOCKET; no library needed for it. */
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(addr.sun_path))
+		return;
+	strcpy(addr.sun_path, path);
+	if (addr.sun_path[0] == '@')
+		addr.sun_path[0] = '\0';	/* abstract namespace */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&addr,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) < 0)
+		log_msg(LOG_WARNING, "cannot notify systemd: %s", strerror(errno));
+	close(fd);
 #endif
 }
 
@@ -397,7 +437,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 
-	activated = systemd_socket(&listen_fd);
+	activated = systemd_socket(&listen_fd, &cfg->socket_path);
 	if (activated < 0)
 		return 1;
 	shm_fd = shm_create(cfg);
@@ -444,9 +484,7 @@ int main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
-#ifdef HAVE_LIBSYSTEMD
-	sd_notify(0, "READY=1");
-#endif
+	notify_ready();
 	ret = server_run(cfg, listen_fd, shm_fd, signal_fd);
 	close(signal_fd);
 out:

@@ -183,7 +183,14 @@ static void flush(struct client *c)
 		set_want_out(c, false);
 }
 
-static void enqueue(struct client *c, int64_t value, int fd, struct evset *ref)
+static void flush_now(struct client *c)
+{
+	if (!c->dead && !c->want_out && !c->stalled)
+		flush(c);
+}
+
+/* Queue one message; send it now unless @batch (the caller flushes after a run of them). */
+static void enqueue_msg(struct client *c, int64_t value, int fd, struct evset *ref, bool batch)
 {
 	if (c->dead)
 		return;
@@ -215,8 +222,13 @@ static void enqueue(struct client *c, int64_t value, int fd, struct evset *ref)
 	c->q[(c->qhead + c->qlen) % c->qcap] = (struct qent){ value, fd, ref };
 	c->qlen++;
 	/* While EPOLLOUT is armed (or the retry timer) the loop flushes, in order. */
-	if (!c->want_out && !c->stalled)
-		flush(c);
+	if (!batch)
+		flush_now(c);
+}
+
+static void enqueue(struct client *c, int64_t value, int fd, struct evset *ref)
+{
+	enqueue_msg(c, value, fd, ref, false);
 }
 
 static void client_free(struct client *c)
@@ -303,18 +315,27 @@ static void add_client(int sock)
 		client_free(c);
 		return;
 	}
-	/* QEMU's order: version, ID, shm fd, then the eventfds. */
-	enqueue(c, IVSHMEM_PROTOCOL_VERSION, -1, NULL);
-	enqueue(c, id, -1, NULL);
-	enqueue(c, IVSHMEM_MSG_SHM, S.shm_fd, NULL);
+	/*
+	 * Version, ID and the shm fd first, as QEMU's server does (its device
+	 * misbehaves if eventfds come before the shm fd). Then the newcomer's
+	 * whole burst, existing peers' eventfds and its own, in as few sendmmsg
+	 * calls as fit. Only then are the others told: QEMU's device accepts
+	 * these steps in any order, and the newcomer is ready sooner.
+	 */
+	enqueue_msg(c, IVSHMEM_PROTOCOL_VERSION, -1, NULL, true);
+	enqueue_msg(c, id, -1, NULL, true);
+	enqueue_msg(c, IVSHMEM_MSG_SHM, S.shm_fd, NULL, true);
 	for_each_peer(p)
 		for (unsigned int i = 0; i < n; i++)
-			enqueue(p, id, c->ev->fds[i], c->ev);
-	for_each_peer(p)
-		for (unsigned int i = 0; i < n; i++)
-			enqueue(c, p->id, p->ev->fds[i], p->ev);
+			enqueue_msg(c, p->id, p->ev->fds[i], p->ev, true);
 	for (unsigned int i = 0; i < n; i++)
-		enqueue(c, id, c->ev->fds[i], c->ev);
+		enqueue_msg(c, id, c->ev->fds[i], c->ev, true);
+	flush_now(c);
+	for_each_peer(p) {
+		for (unsigned int i = 0; i < n; i++)
+			enqueue_msg(p, id, c->ev->fds[i], c->ev, true);
+		flush_now(p);
+	}
 	c->next = &S.head;
 	c->prev = S.head.prev;
 	S.head.prev->next = c;

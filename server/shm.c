@@ -108,7 +108,7 @@ static int create_memfd(const struct server_config *cfg)
 		log_msg(LOG_ERR, "memfd_create: %s", strerror(errno));
 		return -1;
 	}
-	if (size_fd(fd, cfg, "memfd") < 0) {
+	if (set_owner_mode(fd, cfg, "memfd") < 0 || size_fd(fd, cfg, "memfd") < 0) {
 		close(fd);
 		return -1;
 	}

@@ -39,13 +39,14 @@ struct msg_opts {
 	unsigned int vector;
 	bool lines;
 	bool force;
+	bool stats;
 	int nchannels, nraw;
 	const char *channels[MAX_SECTIONS];
 	const char *raws[MAX_SECTIONS];
 };
 
 enum { O_BACKEND = 0x100, O_NAME, O_SIZE, O_RING, O_TIMEOUT, O_LINGER, O_COUNT, O_VECTOR,
-       O_LINES, O_FORCE, O_CHANNEL, O_RAW };
+       O_LINES, O_FORCE, O_CHANNEL, O_RAW, O_STATS };
 
 static int exit_code_for(int err)
 {
@@ -77,6 +78,7 @@ static int parse(const struct ivshmem_cmd *cmd, int argc, char **argv, struct ms
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "channel", required_argument, NULL, O_CHANNEL },
 		{ "raw", required_argument, NULL, O_RAW },
+		{ "stats", no_argument, NULL, O_STATS },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -137,6 +139,9 @@ static int parse(const struct ivshmem_cmd *cmd, int argc, char **argv, struct ms
 			break;
 		case O_FORCE:
 			o->force = true;
+			break;
+		case O_STATS:
+			o->stats = true;
 			break;
 		case 'c':
 		case O_CHANNEL:
@@ -293,6 +298,18 @@ static int open_channel(const struct ivshmem_cmd *cmd, int argc, char **argv,
 	return EXIT_OK;
 }
 
+/* --stats: one line on stderr, for scripts and the VM tests. */
+static void print_stats(const struct ivshmem_cmd *cmd, struct ivshmem_channel *ch)
+{
+	struct ivshmem_channel_stats st;
+
+	ivshmem_channel_stats(ch, &st);
+	fprintf(stderr, "ivshmem %s: stats: sent %" PRIu64 " received %" PRIu64 " doorbells %" PRIu64
+		" sleeps %" PRIu64 " doorbell-wakeups %" PRIu64 " state %s\n", cmd->name, st.sent,
+		st.received, st.doorbells, st.sleeps, st.doorbell_wakeups,
+		ivshmem_channel_state_name(ivshmem_channel_state(ch)));
+}
+
 static int send_one(const struct ivshmem_cmd *cmd, struct ivshmem_channel *ch, const void *buf,
 		    size_t len, long timeout_ms)
 {
@@ -360,10 +377,13 @@ static int run_send(int argc, char **argv)
 	free(buf);
 	{
 		long linger = o.linger_ms == -2 ? o.timeout_ms : o.linger_ms;
-		int cret = ivshmem_channel_close(ch, (int)linger);
+		int fret = ivshmem_channel_flush(ch, (int)linger);
 
-		if (cret < 0 && ret == EXIT_OK)
-			ret = cmd_error(cmd, EXIT_TIMEOUT, "%s", ivshmem_errmsg());
+		if (fret < 0 && ret == EXIT_OK)
+			ret = cmd_error(cmd, exit_code_for(fret), "%s", ivshmem_errmsg());
+		if (o.stats)
+			print_stats(cmd, ch);
+		ivshmem_channel_close(ch, 0);
 	}
 	ivshmem_close(r);
 	return ret;
@@ -421,6 +441,8 @@ static int run_recv(int argc, char **argv)
 			ret = cmd_error(cmd, EXIT_FAIL, "writing stdout: %s", strerror(errno));
 	}
 	free(buf);
+	if (o.stats)
+		print_stats(cmd, ch);
 	ivshmem_channel_close(ch, 0);
 	ivshmem_close(r);
 	return ret;
@@ -463,6 +485,7 @@ const struct ivshmem_cmd ivshmem_msg_cmds[] = {
 		"  -t, --timeout MS    give up a blocked send after MS (default: wait forever)\n"
 		"  --linger MS         wait at most MS for delivery at the end (default: --timeout)\n"
 		"  --lines             one message per input line\n"
+		"  --stats             print counters (doorbells, sleeps) to stderr at the end\n"
 		"  --ring-size SIZE    ring size if the channel is created (default 64K)\n"
 		"  --vector N          own interrupt vector to sleep on (default 0)\n"
 		"  -b, --backend B     region backend\n"
@@ -482,6 +505,7 @@ const struct ivshmem_cmd ivshmem_msg_cmds[] = {
 		"  -t, --timeout MS    give up when no message comes for MS (default: forever)\n"
 		"  -n, --count N       stop after N messages\n"
 		"  --lines             end each message with a newline if it lacks one\n"
+		"  --stats             print counters (doorbells, sleeps) to stderr at the end\n"
 		"  --vector N          own interrupt vector to sleep on (default 0)\n"
 		"  -b, --backend B     region backend\n"
 		"\n"

@@ -53,6 +53,8 @@ int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r,
  * (they stay readable by the peer). Always frees @ch.
  */
 int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms);
+/* Wait up to @timeout_ms until the peer read everything: 0, -ETIMEDOUT, -EPIPE, -ECONNRESET. */
+int ivshmem_channel_flush(struct ivshmem_channel *ch, int timeout_ms);
 
 /*
  * @timeout_ms: 0 never blocks (-EAGAIN), -1 waits forever, else -ETIMEDOUT.
@@ -78,6 +80,7 @@ struct ivshmem_channel_stats {
 	uint64_t sent, received;	/* records */
 	uint64_t doorbells;		/* doorbells we rang */
 	uint64_t sleeps;		/* times we armed and slept */
+	uint64_t doorbell_wakeups;	/* sleeps ended by a doorbell */
 	int doorbell_mode;		/* 1: we sleep on interrupts, 0: we poll */
 };
 void ivshmem_channel_stats(const struct ivshmem_channel *ch, struct ivshmem_channel_stats *st);

@@ -10,7 +10,7 @@ extern "C" {
 #endif
 
 /*
- * Parse a size such as "4096", "4K", "16M", "1G", "64g" (binary units, an
+ * Parse a size such as "4096", "0x1000", "4K", "16M", "1G", "64g" (binary units, an
  * optional trailing "B"/"iB"). Returns 0, or -EINVAL (not a size) / -ERANGE
  * (overflows 64 bits); ivshmem_errmsg() says which.
  */

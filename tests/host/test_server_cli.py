@@ -50,11 +50,12 @@ def wait_socket(path, proc=None, timeout=5.0):
 class Server:
     """ivshmem-server -F in the background, stderr captured to a file."""
 
-    def __init__(self, tmp, *args, sock=None):
+    def __init__(self, tmp, *args, sock=None, env_extra=None):
         self.sock = sock or os.path.join(tmp, "sock")
         self.log = open(os.path.join(tmp, f"server-{time.monotonic_ns()}.log"), "w+")
         self.proc = subprocess.Popen([SERVER, "-F", "-S", self.sock, *args],
-                                     stderr=self.log, stdout=subprocess.DEVNULL)
+                                     stderr=self.log, stdout=subprocess.DEVNULL,
+                                     env={**os.environ, **(env_extra or {})})
         self.ready = wait_socket(self.sock, self.proc)
 
     def wait_log(self, needle, timeout=5.0):
@@ -227,6 +228,41 @@ def daemon_mode(tmp):
     ok(not os.path.exists(sock), "and no daemon is left holding the socket")
 
 
+def systemd_integration(tmp):
+    import shutil
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    npath = os.path.join(tmp, "notify.sock")
+    notify.bind(npath)
+    notify.settimeout(5)
+    s = Server(tmp, "--memfd", env_extra={"NOTIFY_SOCKET": npath})
+    try:
+        msg = notify.recv(64)
+    except socket.timeout:
+        msg = b""
+    ok(msg == b"READY=1", f"Type=notify: READY=1 sent to $NOTIFY_SOCKET ({msg!r})")
+    s.stop()
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        print("# systemd-socket-activate missing: socket activation not checked")
+        return
+    if "socket activation: yes" not in run([SERVER, "--version"]).stdout:
+        print("# built without libsystemd: socket activation not checked")
+        return
+    path = os.path.join(tmp, "activated.sock")
+    log = open(os.path.join(tmp, "activate.log"), "w+")
+    p = subprocess.Popen([activate, "-l", path, SERVER, "-F", "--memfd"], stderr=log,
+                         stdout=subprocess.DEVNULL)
+    wait_socket(path)
+    r, info = client_info(path)
+    activated = r.returncode == 0 and info.get("id") == ["0"]
+    p.send_signal(signal.SIGTERM)
+    p.wait(5)
+    log.seek(0)
+    text = log.read()
+    ok(activated and f"listening on {path} (from systemd)" in text,
+       "socket activation: the server serves the socket systemd passed, logs its path", text)
+
+
 def client_script_mode(tmp):
     s = Server(tmp, "--memfd", "-n", "2")
     waiter = subprocess.Popen([CLIENT, "-S", s.sock, "--wait", "3", "--vector", "1",
@@ -265,6 +301,7 @@ with tempfile.TemporaryDirectory(prefix="ivsrv-cli-") as tmp:
     sizes_and_backings(tmp)
     socket_ownership(tmp)
     daemon_mode(tmp)
+    systemd_integration(tmp)
     client_script_mode(tmp)
 print(f"1..{count}")
 sys.exit(1 if failed else 0)

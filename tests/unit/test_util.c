@@ -29,7 +29,12 @@ int main(void)
 		{ "4X", -EINVAL, 0 },
 		{ "4KK", -EINVAL, 0 },
 		{ "M", -EINVAL, 0 },
-		{ "0x10", -EINVAL, 0 },
+		{ "0x10", 0, 16 },
+		{ "0x200000", 0, 0x200000 },
+		{ "0X1fK", 0, 31 << 10 },
+		{ "0x", -EINVAL, 0 },
+		{ "0xg", -EINVAL, 0 },
+		{ "010", 0, 10 },
 	};
 	uint64_t v;
 

@@ -107,6 +107,9 @@ mount -t tmpfs shm /dev/shm
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 stty -F /dev/ttyS2 raw -echo 2>/dev/null
 exec 3>/dev/ttyS1
+# Held open for the whole run: opening a serial port flushes its input, so a
+# line the host sends between two reads would lose bytes if each read reopened it.
+exec 4</dev/ttyS2
 echo "RIG-BOOTED $(uname -r)" >&3
 for m in $(cat /etc/rig-modules 2>/dev/null); do
 	insmod "$m" || echo "not ok loading module $m" >&3
@@ -127,7 +130,7 @@ pass() { v "ok $*"; }
 fail() { v "not ok $*"; }
 diag() { v "# $*"; }
 # ctl_read VAR: next line the host sent with Guest.send() (blocks; the host has a timeout).
-ctl_read() { IFS= read -r "$1" </dev/ttyS2; }
+ctl_read() { IFS= read -r "$1" <&4; }
 # wait_for SECONDS CMD...: retry CMD every 0.1 s until it succeeds or time runs out.
 wait_for() { t=$(( $1 * 10 )); shift; while ! "$@" 2>/dev/null; do t=$((t-1)); [ $t -gt 0 ] || return 1; sleep 0.1; done; }
 set -u

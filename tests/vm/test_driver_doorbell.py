@@ -151,6 +151,22 @@ while true; do
 	storm-recv) drvtest storm-recv $dev 1 $2 $3 90000 >&3 ;;
 	storm-send) drvtest storm-send $dev $2 1 $3 $4 >&3 ;;
 	checks) . /root/checks.sh ;;
+	hold)
+		# Mapped, a vector fd open and an eventfd bound while the host unplugs the device.
+		ok "in-kernel API user holds the device" insmod /lib/ivshmem_kapi_test.ko index=0
+		drvtest listen $dev 60000 unplugged >/dev/null &
+		listener=$!
+		drvtest hold $dev /sys/bus/pci/devices/0000:00:08.0 60000 >&3
+		ok "the holder passed" test $? = 0
+		wait $listener
+		ok "a listener polling vector fds + bound eventfds saw the unplug" test $? = 3
+		ok "the in-kernel user's remove callback ran" \
+			test "$(cat /sys/module/ivshmem_kapi_test/parameters/removed)" = 1
+		ok "the in-kernel user unloads after the unplug" rmmod ivshmem_kapi_test
+		ok "rmmod after the unplug (no reference leaked)" rmmod ivshmem
+		ok "no ivshmem interrupts left" sh -c '! grep -q ivshmem /proc/interrupts'
+		ok "no kernel warnings" sh -c '! dmesg | grep -E "WARNING|BUG|Oops|leak"'
+		;;
 	done) v "# STEP $step"; break ;;
 	esac
 	v "# STEP $step"
@@ -163,10 +179,12 @@ dev=/dev/ivshmem0
 drvtest bad $dev >&3
 drvtest lib $dev >&3
 drvtest concurrent $dev 3 100 >&3
+ok "in-kernel API: the test module loads (callbacks on every vector, self-rung)" \
+	insmod /lib/ivshmem_kapi_test.ko index=0
+ok "in-kernel API: the test module unloads" rmmod ivshmem_kapi_test
 ivshmem list >/tmp/list 2>&1
 diag "ivshmem list: $(tr '\n' '|' </tmp/list)"
 ok "ivshmem list shows the device bound to ivshmem" grep -q 'ivshmem' /tmp/list
-diag "ivshmem read: $(ivshmem read --offset 2M --length 16 --backend driver 0000:00:08.0 2>&1 | od -c | head -2)"
 ok "ivshmem read (driver backend) sees what the host wrote" \
 	test "$(ivshmem read --offset 2M --length 16 --backend driver 0000:00:08.0)" = "driver-doorbell!"
 ivshmem wait --timeout 20000 /dev/ivshmem0 2 >/tmp/wait 2>&1 &
@@ -195,6 +213,7 @@ def body(tap):
                 g.add_driver()
                 g.add_tool()
                 g.add_file("/bin/drvtest", build_file("tests/vm/drvtest.static"))
+                g.add_file("/lib/ivshmem_kapi_test.ko", build_file("kernel/ivshmem_kapi_test.ko"))
                 g.script = GUEST_SCRIPT
             checks = os.path.join(tmp, "checks.sh")
             with open(checks, "w") as f:
@@ -249,6 +268,19 @@ def body(tap):
             tap.diag(f"storm took {time.monotonic() - t0:.1f} s host-side")
 
             run(a, "checks", timeout=120)
+            size = os.fstat(host.shm_fd).st_size
+            marker = os.pread(host.shm_fd, 15, size - 4096)
+            tap.ok(marker == b"ivshmem-kapi-ok",
+                   f"host reads the in-kernel API user's marker in the last page ({marker!r})")
+
+            # Hot-unplug B's device while a process has it mapped and listens on it.
+            step[0] += 1
+            hold_step = step[0]
+            b.send(f"{hold_step} hold")
+            b.wait_line(r"^# HOLDING", timeout=60)
+            out = b.hmp("device_del db")
+            tap.ok("rror" not in out, f"device_del db accepted ({out or 'no output'})")
+            b.wait_line(rf"^# STEP {hold_step}$", timeout=90)
             for g in (a, b):
                 run(g, "done")
             for g in (a, b):

@@ -40,6 +40,7 @@ def body(tap):
         shm0 = g.add_plain(size="2G", addr="0x08", id="shm0")
         g.add_plain(size="16M", addr="0x09", id="shm1", data=layout_header("drv-named", SIZE))
         g.add_driver(load=False)
+        g.add_tool()
         g.add_file("/bin/drvtest", build_file("tests/vm/drvtest.static"))
         g.script = r"""
 d0=/sys/bus/pci/devices/0000:00:08.0
@@ -61,6 +62,11 @@ ok "class device under the PCI device" test -d $d0/ivshmem/ivshmem0
 diag "$(drvtest info /dev/ivshmem0)"
 ok "sysfs name of an unformatted region is empty" test -z "$(cat $c/name)"
 ok "sysfs name from the layout header" test "$(cat /sys/class/ivshmem/ivshmem1/name)" = drv-named
+# With the driver bound, BAR0/BAR2 are its own: `ivshmem list` reads its attributes instead.
+ivshmem list --json >/tmp/list.json 2>&1
+diag "list: $(cat /tmp/list.json)"
+ok "ivshmem list shows the driver-bound device's name" grep -q '"drv-named"' /tmp/list.json
+ok "ivshmem name: selector finds it through the driver" sh -c 'ivshmem info name:drv-named | grep -q 0000:00:09.0'
 # The driver's mapping must really be write-back: ask PAT.
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 bar=$(sed -n 3p $d0/resource | cut -d' ' -f1)

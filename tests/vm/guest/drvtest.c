@@ -9,6 +9,7 @@
  *   drvtest ring DEV PEER VECTOR [N]      ring a doorbell N times
  *   drvtest ring-all DEV PEER VECTORS     ring vectors 0..VECTORS-1 of PEER once each
  *   drvtest listen DEV MS TAG             wait until every own vector fired once
+ *                                         (exit 3 when the device is unplugged meanwhile)
  *   drvtest storm-send DEV PEER VECTOR N OFF
  *   drvtest storm-recv DEV VECTOR N OFF MS
  *   drvtest bad DEV                       invalid ioctl/mmap arguments
@@ -217,6 +218,11 @@ static int cmd_listen(char **argv)
 		if (poll(pfd, n, 100) <= 0)
 			continue;
 		for (unsigned int v = 0; v < n; v++) {
+			if (pfd[v].revents & (POLLERR | POLLHUP)) {
+				/* Unplugged: every vector fd reports it; nothing more will come. */
+				note("%s: vector %u: the device is gone", argv[2], v);
+				return 3;
+			}
 			if (!(pfd[v].revents & POLLIN) || read(pfd[v].fd, &c, sizeof(c)) != sizeof(c))
 				continue;
 			if (!got[v])

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Our ivshmem-server with Debian's QEMU: two ivshmem-doorbell guests (vectors=4) and host
+peers that use libivshmem (through the ivshmem-client tool).
+  - the guests get distinct IVPositions (BAR0 offset 8, read with busybox devmem);
+  - the host peer sees both guests with 4 vectors each;
+  - guest -> host peer: each guest writes (host << 16) | v to BAR0+12 v+1 times, and the host
+    peer counts exactly 2(v+1) interrupts on vector v, on no other;
+  - host peer -> guest and guest -> guest, received through our ivshmem.ko (MSI-X): only
+    the rung vector's interrupt count moves in /proc/interrupts.
+The server runs from this test on a socket in a temp dir."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rig import BUILD_DIR, Guest, RigError, build_file, run_test  # noqa: E402
+
+VECTORS = 4
+
+# The doorbell device is pinned at 00:08.0. Before the driver binds, /dev/mem reaches BAR0
+# (IO_STRICT_DEVMEM blocks it afterwards), so IVPosition and the devmem doorbell come first.
+GUEST_SCRIPT = r"""
+exec 4</dev/ttyS2
+dev=/sys/bus/pci/devices/0000:00:08.0
+ok "ivshmem-doorbell at 00:08.0" test "$(cat $dev/device)" = 0x1110
+bar0=$(sed -n 1p $dev/resource | cut -d' ' -f1)
+id=$(( $(devmem $((bar0 + 8)) 32) ))
+diag "IVPOSITION $id"
+while true; do
+	IFS= read -r cmd <&4
+	set -- $cmd
+	case $1 in
+	ring)
+		i=0
+		while [ $i -lt $4 ]; do
+			devmem $((bar0 + 12)) 32 $(( ($2 << 16) | $3 ))
+			i=$((i + 1))
+		done
+		diag "RANG $2 $3 $4" ;;
+	load)
+		insmod /lib/ivshmem.ko
+		ok "our driver binds the doorbell device" wait_for 10 test -e /dev/ivshmem0
+		diag "LOADED" ;;
+	wait)
+		ok "interrupt on vector $2 arrives (via ivshmem.ko)" \
+			ivshmem wait --timeout 60000 /dev/ivshmem0 $2
+		diag "WAITED $2" ;;
+	notify)
+		ivshmem notify /dev/ivshmem0 $2 $3 ;;
+	irqs)
+		diag "IRQS $2 $(grep 'ivshmem0-' /proc/interrupts | awk '{print $NF "=" $2}' | tr '\n' ' ')" ;;
+	done)
+		break ;;
+	esac
+done
+"""
+
+
+class Server:
+    def __init__(self, tmp):
+        self.sock = os.path.join(tmp, "ivshmem.sock")
+        self.log_path = os.path.join(tmp, "server.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [build_file("server/ivshmem-server"), "-F", "-v", "-S", self.sock, "--memfd",
+             "-l", "4M", "-n", str(VECTORS)], stdout=subprocess.DEVNULL, stderr=self.log)
+        self.wait_log("listening on")
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RigError(f"ivshmem-server: no '{needle}' in its log:\n{self.text()}")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            return self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -1
+
+
+def client(sock, *args, timeout=30):
+    return subprocess.run([build_file("tools/ivshmem-client"), "-S", sock, *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def irq_counts(g, tag):
+    """Per-vector MSI-X counts of ivshmem0 from the guest's /proc/interrupts."""
+    g.send(f"irqs {tag}")
+    line = g.wait_line(rf"^# IRQS {tag} ")
+    return {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"ivshmem0-(\d+)=(\d+)", line)}
+
+
+def ring_until(g_waiting, vector, ring, what, timeout=90):
+    """Ring (a callable) every 0.3 s until the guest reports WAITED: the guest's wait may
+    start after a first ring, and the driver only counts what arrives while it is bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ring()
+        try:
+            return g_waiting.wait_line(rf"^# WAITED {vector}$", timeout=0.3)
+        except RigError as e:
+            if "exited" in str(e):
+                raise
+    raise RigError(f"{what}: the guest never reported the interrupt")
+
+
+def body(tap):
+    tmp = tempfile.mkdtemp(prefix="ivshmem-interop-")
+    srv = Server(tmp)
+    have_driver = os.path.exists(os.path.join(BUILD_DIR, "kernel", "ivshmem.ko"))
+    # The host peer joins first (ID 0) and counts what the guests ring.
+    waiter = subprocess.Popen([build_file("tools/ivshmem-client"), "-S", srv.sock,
+                               "--wait", str(2 * sum(range(1, VECTORS + 1))), "--timeout", "240000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    srv.wait_log("peer 0 joined")
+    try:
+        with Guest("interop-a", timeout=240) as a, Guest("interop-b", timeout=240) as b:
+            for g in (a, b):
+                g.add_doorbell(srv.sock, vectors=VECTORS, addr="0x08")
+                g.add_tool()
+                if have_driver:
+                    g.add_driver(load=False)
+                g.script = GUEST_SCRIPT
+                g.start()
+            ids = []
+            for g in (a, b):
+                ids.append(int(g.wait_line(r"^# IVPOSITION \d+", timeout=120).split()[-1]))
+            tap.ok(len(set(ids)) == 2 and 0 not in ids,
+                   f"the guests have distinct IVPositions {ids} (the host peer is 0)")
+            r = client(srv.sock, "--list")
+            listed = {int(p.split()[1]): int(p.split()[2]) for p in r.stdout.splitlines()
+                      if p.startswith("peer ")}
+            tap.ok(r.returncode == 0 and all(listed.get(i) == VECTORS for i in ids),
+                   f"a host peer lists both guests with {VECTORS} vectors ({listed})")
+
+            # guest -> host peer, over the doorbell register
+            for g in (a, b):
+                for v in range(VECTORS):
+                    g.send(f"ring 0 {v} {v + 1}")
+                    g.wait_line(rf"^# RANG 0 {v} {v + 1}$")
+            try:
+                out, err = waiter.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                waiter.kill()
+                out, err = waiter.communicate()
+            sums = {}
+            for m in re.finditer(r"vector (\d+) count (\d+)", out):
+                sums[int(m.group(1))] = sums.get(int(m.group(1)), 0) + int(m.group(2))
+            want = {v: 2 * (v + 1) for v in range(VECTORS)}
+            tap.ok(waiter.returncode == 0 and sums == want,
+                   f"guest doorbells reach the host peer on the rung vectors: {sums} "
+                   f"(want {want}) {err.strip()}")
+
+            if not have_driver:
+                tap.diag(f"no {BUILD_DIR}/kernel/ivshmem.ko (scripts/build-kmod.sh): guest-side "
+                         "receipt not checked")
+                for g in (a, b):
+                    g.send("done")
+            else:
+                for g in (a, b):
+                    g.send("load")
+                    g.wait_line(r"^# LOADED")
+                before = [irq_counts(a, 'before'), irq_counts(b, 'before')]
+                # host peer -> guest: vector 2 of A, vector 1 of B
+                for g, gid, v in ((a, ids[0], 2), (b, ids[1], 1)):
+                    g.send(f"wait {v}")
+                    ring_until(g, v, lambda gid=gid, v=v: client(srv.sock, "--notify", f"{gid}:{v}"),
+                               f"host peer -> guest {gid} vector {v}")
+                after = [irq_counts(a, 'after'), irq_counts(b, 'after')]
+                for name, bef, aft, v in (("A", before[0], after[0], 2),
+                                          ("B", before[1], after[1], 1)):
+                    moved = {k for k in aft if aft[k] != bef.get(k)}
+                    tap.ok(moved == {v}, f"guest {name}: only vector {v}'s MSI-X count moved "
+                           f"({bef} -> {aft})")
+                # guest -> guest: A rings B's vector 3 through the driver
+                b.send("wait 3")
+                ring_until(b, 3, lambda: a.send(f"notify {ids[1]} 3"), "guest A -> guest B")
+                final = irq_counts(b, 'final')
+                moved = {k for k in final if final[k] != after[1].get(k)}
+                tap.ok(moved == {3}, f"guest B: guest A's doorbell moved only vector 3 ({moved})")
+                for g in (a, b):
+                    g.send("done")
+            for g in (a, b):
+                tap.guest(g.wait())
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+        tap.ok(srv.stop() == 0, "server exits 0 on SIGTERM")
+        log = srv.text()
+        tap.ok(log.count(" joined") >= 3 and "left" in log, "server logged the joins and leaves")
+
+
+run_test(body)
