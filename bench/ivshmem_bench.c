@@ -57,6 +57,8 @@ static struct result results[MAX_RESULTS];
 static int nresults;
 static bool quick;
 static int cpu_a, cpu_b = 1;
+static uint64_t ring_cap_min = 65536;	/* --ring-cap */
+static const char *only;		/* --only NAME: just this test and the baselines it needs */
 
 static inline void cpu_relax(void)
 {
@@ -229,7 +231,7 @@ static int kick_fd(void *arg)
 
 static void pair_init(struct pair *p, size_t size, uint64_t count, int mode)
 {
-	uint64_t cap = 65536;
+	uint64_t cap = ring_cap_min;
 
 	memset(p, 0, sizeof(*p));
 	while (cap < 4 * (size + 16))
@@ -896,11 +898,16 @@ int main(int argc, char **argv)
 			svg = argv[++i];
 		} else if (strcmp(argv[i], "--quick") == 0) {
 			quick = true;
+		} else if (strcmp(argv[i], "--ring-cap") == 0 && i + 1 < argc) {
+			ring_cap_min = strtoull(argv[++i], NULL, 0);
+		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+			only = argv[++i];
 		} else if (strcmp(argv[i], "--cpus") == 0 && i + 1 < argc &&
 			   sscanf(argv[i + 1], "%d,%d", &cpu_a, &cpu_b) == 2) {
 			i++;
 		} else {
-			printf("usage: ivshmem-bench [--quick] [--json FILE] [--svg FILE] [--cpus A,B]\n\n"
+			printf("usage: ivshmem-bench [--quick] [--json FILE] [--svg FILE] [--cpus A,B]\n"
+			       "                     [--ring-cap BYTES] [--only throughput]\n\n"
 			       "Ring throughput and latency for 8 B..1 MiB against cache-line ping-pong,\n"
 			       "memcpy, eventfd, pipe, AF_UNIX, POSIX mq and ck_ring, on CPUs A and B\n"
 			       "(default 0,1). See docs/benchmarks.md.\n");
@@ -927,6 +934,8 @@ int main(int argc, char **argv)
 		bench_ring_throughput("ring-batch16", s, 3);
 		bench_ring_throughput("ring-blocking", s, 1);
 		bench_ring_throughput("ring-hybrid", s, 2);
+		if (only && strcmp(only, "throughput") == 0)
+			continue;
 		bench_ring_latency("ring", s, 0);
 		bench_ring_latency("ring-blocking", s, 1);
 		bench_ring_latency("ring-hybrid", s, 2);

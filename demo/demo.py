@@ -48,29 +48,50 @@ say() { v "# $*"; }
 dev=/dev/ivshmem0
 wait_for 10 test -e $dev || { fail "no $dev: did ivshmem.ko bind?"; exit 1; }
 say "booted $(uname -r); $(ivshmem info $dev | grep -iE 'ivposition|peer id' | head -n 1 | tr -s ' ')"
-if [ "$ME" = a ]; then
-	msg=$(ivshmem recv --count 1 --timeout 120000 $dev host-a) || { fail "recv host-a"; exit 1; }
-	say "got from host on host-a: '$msg'"
-	ivshmem send --timeout 120000 $dev a-b "$msg + guest A was here" || { fail "send a-b"; exit 1; }
-	say "passed it to guest B on a-b"
-else
-	msg=$(ivshmem recv --count 1 --timeout 120000 $dev a-b) || { fail "recv a-b"; exit 1; }
-	say "got from guest A on a-b: '$msg'"
-	ivshmem send --timeout 120000 $dev host-b "$msg + guest B was here" || { fail "send host-b"; exit 1; }
-	say "passed it to the host on host-b"
-fi
+for round in $(seq 1 $ROUNDS); do
+	if [ "$ME" = a ]; then
+		msg=$(ivshmem recv --count 1 --timeout 120000 $dev host-a) || { fail "recv host-a"; exit 1; }
+		say "got from host on host-a: '$msg'"
+		ivshmem send --timeout 120000 $dev a-b "$msg + A" || { fail "send a-b"; exit 1; }
+		say "passed it to guest B on a-b"
+	else
+		msg=$(ivshmem recv --count 1 --timeout 120000 $dev a-b) || { fail "recv a-b"; exit 1; }
+		say "got from guest A on a-b: '$msg'"
+		ivshmem send --timeout 120000 $dev host-b "$msg + B" || { fail "send host-b"; exit 1; }
+		say "passed it to the host on host-b"
+	fi
+done
 pass "guest $ME done"
 """
 
 
-def stream(guest, who, stop):
-    while not stop.is_set():
-        for line in guest.new_lines():
-            if line.startswith("# "):
-                say(who, line[2:])
-            elif line.startswith("not ok"):
-                say(who, "FAILED: " + line[7:])
-        time.sleep(0.1)
+ROUNDS = 3
+
+
+def show(guest):
+    """Print what a guest said since the last call."""
+    for line in guest.new_lines():
+        if line.startswith("# "):
+            say(guest.name, line[2:])
+        elif line.startswith("not ok"):
+            say(guest.name, "FAILED: " + line[7:])
+
+
+def host_peer(sock, outcome):
+    """The host's part: send each round into host-a and wait for it on host-b."""
+    try:
+        for i in range(1, ROUNDS + 1):
+            message = f"round {i} from the host"
+            say("host", f"sending '{message}' on host-a")
+            cli("send", "--timeout", "120000", f"server:{sock}", "host-a", message)
+            back = cli("recv", "--count", "1", "--timeout", "180000", f"server:{sock}", "host-b",
+                       timeout=200).strip()
+            good = back == f"{message} + A + B"
+            say("host", f"got back on host-b: '{back}'" + ("" if good else "  <-- WRONG"))
+            outcome.append(good)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        say("host", f"FAILED: {e}")
+        outcome.append(False)
 
 
 def main():
@@ -86,6 +107,7 @@ def main():
     threading.Thread(target=lambda: [say("server", l.rstrip()) for l in server.stdout],
                      daemon=True).start()
     ok = False
+    guests = []
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(sock):
@@ -96,47 +118,51 @@ def main():
             "--channel", "host-a", "--channel", "a-b", "--channel", "host-b")
         say("host", "formatted region 'demo' with channels host-a, a-b, host-b")
 
-        guests = []
-        stop = threading.Event()
         for me in ("a", "b"):
             g = Guest(f"guest-{me}", timeout=300, mem=256)
             g.add_doorbell(sock, vectors=2)
             g.add_driver()
             g.add_tool()
-            g.script = f"ME={me}\n" + GUEST_SCRIPT
+            g.script = f"ME={me}\nROUNDS={ROUNDS}\n" + GUEST_SCRIPT
             guests.append(g)
         for g in guests:
             g.start()
             say("demo", f"booting {g.name} (QEMU {'KVM' if os.environ.get('IVSHMEM_VM_KVM') == '1' else 'TCG'}, "
-                        "ivshmem-doorbell, 2 vectors)")
-            threading.Thread(target=stream, args=(g, g.name, stop), daemon=True).start()
-
-        # The host peer: send into host-a, then wait for what comes back on host-b.
+                        "Debian kernel, ivshmem-doorbell with 2 vectors, ivshmem.ko)")
         for g in guests:
-            g.wait_line(r"^# booted", timeout=120)
-        message = "hello from the host"
-        say("host", f"sending '{message}' on host-a")
-        cli("send", "--timeout", "120000", f"server:{sock}", "host-a", message)
-        back = cli("recv", "--count", "1", "--timeout", "180000", f"server:{sock}", "host-b",
-                   timeout=200).strip()
-        say("host", f"got back on host-b: '{back}'")
+            while not any(line.startswith("# booted") for line in g._lines):
+                show(g)
+                g.wait_line(r"^# booted", timeout=120)
+            show(g)
+        outcome = []
+        host = threading.Thread(target=host_peer, args=(sock, outcome), daemon=True)
+        host.start()
+        # Stream the guests' lines live until both have finished.
+        while any(g.proc.poll() is None for g in guests) or host.is_alive():
+            for g in guests:
+                show(g)
+            if time.monotonic() - T0 > 600:
+                raise RuntimeError("the demo did not finish within 10 minutes")
+            time.sleep(0.1)
         results = [g.wait() for g in guests]
-        stop.set()
-        ok = back == f"{message} + guest A was here + guest B was here" and all(r.passed for r in results)
+        for g in guests:
+            show(g)
+        ok = len(outcome) == ROUNDS and all(outcome) and all(r.passed for r in results)
         for r in results:
             if not r.passed:
                 say(r.guest.name, f"FAILED: {r.error or 'see console'}\n{r.guest.console_tail(40)}")
-        for g in guests:
-            g.__exit__(None, None, None)
     except (RigError, RuntimeError, subprocess.TimeoutExpired) as e:
         say("demo", f"FAILED: {e}")
     finally:
+        for g in guests:
+            g.__exit__(None, None, None)
         server.terminate()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    say("demo", "the message went around: host -> A -> B -> host" if ok else "demo FAILED")
+    say("demo", f"every message went around ({ROUNDS} rounds): host -> A -> B -> host"
+        if ok else "demo FAILED")
     return 0 if ok else 1
 
 

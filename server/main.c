@@ -80,7 +80,7 @@ static void usage(FILE *f)
 "\n"
 "QEMU-compatible options:\n"
 "  -h, --help              show this help and exit\n"
-"  -v, --verbose           log every join, leave and drop (debug level)\n"
+"  -v, --verbose           also log debug messages (greeting sizes, full sockets)\n"
 "  -F, --foreground        do not daemonize (the default is to daemonize)\n"
 "  -p, --pid-file PATH     pid file, written when daemonized or when given\n"
 "                          (default " DEFAULT_PID_FILE ")\n"

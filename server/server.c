@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "server.h"
 
+#include "ids.h"
+
 #include "ivshmem/protocol.h"
 
 #include <errno.h>
@@ -50,6 +52,8 @@ struct client {
 	uint16_t id;
 	bool in_list, dead, want_out;
 	bool stalled;			/* too many fds in flight: retry on a timer */
+	struct client *dirty_prev, *dirty_next;	/* on the to-flush list when dirty */
+	bool dirty;
 	struct evset *ev;
 	struct qent *q;			/* ring buffer */
 	size_t qhead, qlen, qcap, qlimit;
@@ -60,15 +64,15 @@ static struct {
 	int epfd, listen_fd, shm_fd, signal_fd;
 	int reserve_fd;			/* spare fd to accept-and-close when out of fds */
 	struct client head;		/* circular list sentinel */
-	struct client *by_id[IVSHMEM_MAX_PEER_ID + 1];
+	struct id_alloc ids;
 	unsigned int npeers;
-	unsigned int next_id;
 	struct client *dead;
 	bool shutting_down;
 	bool listen_paused;
 	struct timespec resume_listen;
 	time_t last_fd_warning, last_inflight_warning;
 	unsigned int nstalled;
+	struct client *dirty_head, *dirty_tail;
 } S;
 
 /* epoll tags for the two non-client fds */
@@ -148,6 +152,9 @@ static void flush(struct client *c)
 		}
 		sent = ivshmem_msg_send_many(c->sock, values, fds, n);
 		if (sent == -EAGAIN) {
+			if (!c->want_out)
+				log_msg(LOG_DEBUG, "peer %u: socket full, %zu messages queued", c->id,
+					c->qlen);
 			set_want_out(c, true);
 			return;
 		}
@@ -181,6 +188,53 @@ static void flush(struct client *c)
 	}
 	if (!c->dead)
 		set_want_out(c, false);
+}
+
+static void flush_now(struct client *c);
+
+/*
+ * Broadcasts (a join or leave told to every peer) only queue, and put the
+ * peer on the to-flush list; the loop flushes a bounded number per round
+ * between epoll waits. So telling 1,000 peers about a newcomer never stalls
+ * the newcomer's own greeting, which goes out first.
+ */
+static void mark_dirty(struct client *c)
+{
+	if (c->dirty || c->dead)
+		return;
+	c->dirty = true;
+	c->dirty_next = NULL;
+	c->dirty_prev = S.dirty_tail;
+	if (S.dirty_tail)
+		S.dirty_tail->dirty_next = c;
+	else
+		S.dirty_head = c;
+	S.dirty_tail = c;
+}
+
+static void unmark_dirty(struct client *c)
+{
+	if (!c->dirty)
+		return;
+	if (c->dirty_prev)
+		c->dirty_prev->dirty_next = c->dirty_next;
+	else
+		S.dirty_head = c->dirty_next;
+	if (c->dirty_next)
+		c->dirty_next->dirty_prev = c->dirty_prev;
+	else
+		S.dirty_tail = c->dirty_prev;
+	c->dirty = false;
+}
+
+static void flush_dirty(unsigned int budget)
+{
+	while (S.dirty_head && budget--) {
+		struct client *c = S.dirty_head;
+
+		unmark_dirty(c);
+		flush_now(c);
+	}
 }
 
 static void flush_now(struct client *c)
@@ -233,6 +287,7 @@ static void enqueue(struct client *c, int64_t value, int fd, struct evset *ref)
 
 static void client_free(struct client *c)
 {
+	unmark_dirty(c);
 	if (c->stalled)
 		S.nstalled--;
 	close(c->sock);	/* also leaves the epoll set */
@@ -253,27 +308,17 @@ static void reap_dead(void)
 		if (c->in_list) {
 			c->prev->next = c->next;
 			c->next->prev = c->prev;
-			S.by_id[c->id] = NULL;
+			ids_put(&S.ids, c->id);
 			S.npeers--;
-			for_each_peer(p)
-				enqueue(p, c->id, -1, NULL);
+			for_each_peer(p) {
+				enqueue_msg(p, c->id, -1, NULL, true);
+				mark_dirty(p);
+			}
 			log_msg(LOG_INFO, "peer %u left, %u peer%s now", c->id, S.npeers,
 				S.npeers == 1 ? "" : "s");
 		}
 		client_free(c);
 	}
-}
-
-static int alloc_id(void)
-{
-	for (unsigned int tries = 0; tries <= IVSHMEM_MAX_PEER_ID; tries++) {
-		unsigned int id = S.next_id;
-
-		S.next_id = (S.next_id + 1) & IVSHMEM_MAX_PEER_ID;
-		if (!S.by_id[id])
-			return (int)id;
-	}
-	return -1;
 }
 
 static void add_client(int sock)
@@ -288,7 +333,7 @@ static void add_client(int sock)
 		close(sock);
 		return;
 	}
-	id = alloc_id();
+	id = ids_get(&S.ids);
 	if (id < 0) {
 		log_msg(LOG_WARNING, "refusing a client: all 65536 peer IDs in use");
 		close(sock);
@@ -301,6 +346,7 @@ static void add_client(int sock)
 		log_msg(LOG_WARNING, "refusing a client: cannot create its %u eventfds: %s", n,
 			strerror(errno));
 		free(c);
+		ids_put(&S.ids, (uint16_t)id);
 		close(sock);
 		return;
 	}
@@ -312,6 +358,7 @@ static void add_client(int sock)
 	eev.data.ptr = c;
 	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, sock, &eev) < 0) {
 		log_msg(LOG_WARNING, "refusing a client: epoll_ctl: %s", strerror(errno));
+		ids_put(&S.ids, (uint16_t)id);
 		client_free(c);
 		return;
 	}
@@ -334,16 +381,17 @@ static void add_client(int sock)
 	for_each_peer(p) {
 		for (unsigned int i = 0; i < n; i++)
 			enqueue_msg(p, id, c->ev->fds[i], c->ev, true);
-		flush_now(p);
+		mark_dirty(p);
 	}
 	c->next = &S.head;
 	c->prev = S.head.prev;
 	S.head.prev->next = c;
 	S.head.prev = c;
 	c->in_list = true;
-	S.by_id[id] = c;
 	S.npeers++;
 	log_msg(LOG_INFO, "peer %d joined, %u peer%s now", id, S.npeers, S.npeers == 1 ? "" : "s");
+	log_msg(LOG_DEBUG, "peer %d: fd %d, greeting of %zu messages, %zu sent at once", id, sock,
+		3 + (size_t)S.npeers * n, 3 + (size_t)S.npeers * n - c->qlen);
 }
 
 static void pause_listen(void)
@@ -426,6 +474,7 @@ static void shutdown_all(void)
 	struct timespec start, now;
 
 	S.shutting_down = true;
+	flush_dirty(UINT32_MAX);
 	log_msg(LOG_NOTICE, "shutting down: telling %u peer%s", S.npeers,
 		S.npeers == 1 ? "" : "s");
 	for_each_peer(c)
@@ -477,13 +526,13 @@ int server_listen(const struct server_config *cfg)
 	mode_t old_umask;
 	int fd, ret;
 
+	if (!path || !*path) {
+		log_msg(LOG_ERR, "empty socket path");
+		return -1;
+	}
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		log_msg(LOG_ERR, "%s: socket path too long (at most %zu bytes)", path,
 			sizeof(addr.sun_path) - 1);
-		return -1;
-	}
-	if (!*path) {
-		log_msg(LOG_ERR, "empty socket path");
 		return -1;
 	}
 	strcpy(addr.sun_path, path);
@@ -572,6 +621,7 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 	S.shm_fd = shm_fd;
 	S.signal_fd = signal_fd;
 	S.head.next = S.head.prev = &S.head;
+	ids_init(&S.ids, 0);
 	S.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	S.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (S.epfd < 0) {
@@ -587,7 +637,8 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 
 	for (;;) {
 		struct epoll_event evs[256];
-		int n = epoll_wait(S.epfd, evs, 256, S.nstalled ? 10 : S.listen_paused ? 100 : -1);
+		int n = epoll_wait(S.epfd, evs, 256, S.dirty_head ? 0 : S.nstalled ? 10 :
+				   S.listen_paused ? 100 : -1);
 
 		if (n < 0 && errno != EINTR)
 			goto fail;
@@ -615,6 +666,7 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 		 * Reap only after the whole batch: a later event in it may point at a
 		 * client dropped earlier in the same batch, which must stay allocated.
 		 */
+		flush_dirty(64);
 		if (S.nstalled) {
 			for_each_peer(c) {
 				if (c->stalled) {

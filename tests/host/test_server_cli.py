@@ -295,6 +295,18 @@ def client_script_mode(tmp):
     ok(r.returncode == 0 and "--wait" in r.stdout, "client --help")
     s.stop()
 
+    s = Server(tmp, "--memfd", "--max-peers", "1")
+    holder = subprocess.Popen([CLIENT, "-S", s.sock, "--wait-peers", "9", "--timeout", "3000"],
+                              stderr=subprocess.DEVNULL)
+    ok(s.wait_log("peer 0 joined"), "--max-peers 1: the first client joins")
+    r = run([CLIENT, "-S", s.sock, "--list"])
+    ok(r.returncode == 1 and "closed the connection" in r.stderr,
+       "the second is refused; the client says the server closed the connection", r.stderr)
+    ok("--max-peers" in s.text(), "the server logs why", s.text())
+    holder.kill()
+    holder.wait()
+    s.stop()
+
 
 with tempfile.TemporaryDirectory(prefix="ivsrv-cli-") as tmp:
     bad_usage(tmp)

@@ -11,6 +11,7 @@ peers that use libivshmem (through the ivshmem-client tool).
 The server runs from this test on a socket in a temp dir."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,7 @@ def body(tap):
         tap.ok(srv.stop() == 0, "server exits 0 on SIGTERM")
         log = srv.text()
         tap.ok(log.count(" joined") >= 3 and "left" in log, "server logged the joins and leaves")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 run_test(body)
