@@ -223,10 +223,13 @@ static void read_from_driver(struct ivshmem_pci_dev *dev, unsigned int flags)
 	    ivshmem_parse_uint(buf, 65535, &v) == 0)
 		dev->ivposition = (int)v;
 	if ((flags & IVSHMEM_PCI_PROBE_NAME) &&
-	    read_driver_attr(dev->bdf, "name", buf, sizeof(buf)) == 0 &&
-	    strlen(buf) < sizeof(dev->name)) {
-		snprintf(dev->name, sizeof(dev->name), "%s", buf);
-		dev->name_status = buf[0] ? 1 : 0;
+	    read_driver_attr(dev->bdf, "name", buf, sizeof(buf)) == 0) {
+		size_t n = strlen(buf);
+
+		if (n < sizeof(dev->name)) {
+			memcpy(dev->name, buf, n + 1);
+			dev->name_status = n ? 1 : 0;
+		}
 	}
 }
 
