@@ -85,7 +85,7 @@ for line in open(sys.argv[1]):
         skip += 1
     else:
         bad += 1
-        names.append(f"{sys.argv[2]}/{t.get('name')}:{r}")
+        names.append(f"{sys.argv[2]}/{t.get('name')}:{r}".replace(" ", ""))
 print(ok, bad, skip, " ".join(names))
 EOF
 )

@@ -288,17 +288,16 @@ int ivshmem_pci_probe(const char *bdf, struct ivshmem_pci_dev *dev, unsigned int
 	dev->doorbell = bar1_size > 0 || has_msix_cap(bdf) == 1;
 	ivshmem_pci_link_name(bdf, "driver", dev->driver, sizeof(dev->driver));
 	ivshmem_pci_link_name(bdf, "iommu_group", dev->iommu_group, sizeof(dev->iommu_group));
-	if (strcmp(dev->driver, "ivshmem") == 0) {
+	if (strcmp(dev->driver, "ivshmem") == 0)
 		read_from_driver(dev, flags);
-		return 0;
-	}
-	if (flags & IVSHMEM_PCI_PROBE_REGS)
+	if ((flags & IVSHMEM_PCI_PROBE_REGS) && dev->ivposition < 0)
 		dev->ivposition = read_ivposition(bdf, dev->regs_size);
 	/*
 	 * Not through VFIO: opening the group would take the device from whoever
 	 * else wants it and reprogram its MSI-X routing just to read 64 bytes.
 	 */
-	if ((flags & IVSHMEM_PCI_PROBE_NAME) && dev->mem_size && strcmp(dev->driver, "vfio-pci"))
+	if ((flags & IVSHMEM_PCI_PROBE_NAME) && dev->name_status < 0 && dev->mem_size &&
+	    strcmp(dev->driver, "vfio-pci"))
 		read_name(dev);
 	return 0;
 }
