@@ -912,7 +912,7 @@ int main(int argc, char **argv)
 			i++;
 		} else {
 			printf("usage: ivshmem-bench [--quick] [--json FILE] [--svg FILE] [--cpus A,B]\n"
-			       "                     [--ring-cap BYTES] [--only throughput]\n\n"
+			       "                     [--ring-cap BYTES] [--only throughput|latency]\n\n"
 			       "Ring throughput and latency for 8 B..1 MiB against cache-line ping-pong,\n"
 			       "memcpy, eventfd, pipe, AF_UNIX, POSIX mq and ck_ring, on CPUs A and B\n"
 			       "(default 0,1). See docs/benchmarks.md.\n");
@@ -931,14 +931,16 @@ int main(int argc, char **argv)
 		size_t s = sizes[i];
 
 		fprintf(stderr, "size %zu...\n", s);
-		bench_memcpy(s);
+		if (!only || strcmp(only, "latency") != 0) {
+			bench_memcpy(s);
 #ifdef HAVE_CK
-		bench_ck(s);
+			bench_ck(s);
 #endif
-		bench_ring_throughput("ring", s, 0);
-		bench_ring_throughput("ring-batch16", s, 3);
-		bench_ring_throughput("ring-blocking", s, 1);
-		bench_ring_throughput("ring-hybrid", s, 2);
+			bench_ring_throughput("ring", s, 0);
+			bench_ring_throughput("ring-batch16", s, 3);
+			bench_ring_throughput("ring-blocking", s, 1);
+			bench_ring_throughput("ring-hybrid", s, 2);
+		}
 		if (only && strcmp(only, "throughput") == 0)
 			continue;
 		bench_ring_latency("ring", s, 0);

@@ -71,6 +71,7 @@ struct ivshmem_channel {
 	uint32_t remote_peer, remote_vector, remote_flags, remote_hb_ms;
 	uint64_t remote_token, remote_hb;
 	int64_t remote_hb_change;
+	int64_t last_check;	/* when we last looked at the heartbeat */
 	enum ivshmem_channel_state state;
 	const char *why_dead;
 	/* Statistics. */
@@ -295,6 +296,16 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 		uint64_t hb = ld64(slot64(ch, other, S_HEARTBEAT));
 		int64_t now = now_ns();
 
+		/*
+		 * Time we did not spend watching does not count: if we were not running
+		 * (stopped, descheduled, a paused VM, an idle application) for half of
+		 * dead_ms, the peer may simply not have been observed. Only dead_ms of
+		 * silence seen through regular checks makes it dead.
+		 */
+		if (ch->last_check && ch->o.dead_ms > 0 &&
+		    now - ch->last_check > (int64_t)ch->o.dead_ms * 500000LL)
+			ch->remote_hb_change = now;
+		ch->last_check = now;
 		if (hb != ch->remote_hb) {
 			ch->remote_hb = hb;
 			ch->remote_hb_change = now;

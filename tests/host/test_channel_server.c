@@ -171,5 +171,12 @@ int main(int argc, char **argv)
 	ivshmem_close(r);
 	th_stop(&srv);
 	th_cleanup_dir(&srv);
+	{
+		char path[96];
+
+		/* The server leaves its shared memory behind, like QEMU's does. */
+		snprintf(path, sizeof(path), "/dev/shm/%s", shm_name);
+		unlink(path);
+	}
 	return tap_done();
 }

@@ -177,6 +177,8 @@ int main(void)
 
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
+	/* Start the producer from a sane control block: the last phase left garbage in its index. */
+	ivshmem_ring_format(ctrl);
 	pid = start_scribbler(ctrl, data, 0);
 
 	/* Producer for 1 s against a garbage consumer index. */
