@@ -486,66 +486,43 @@ static void hexdump(uint64_t addr, const uint8_t *b, size_t n, uint8_t prev[16],
 	}
 }
 
-static int cmd_dump(int argc, char **argv)
+struct hexdump_state {
+	uint8_t prev[16];
+	bool have_prev, starred;
+};
+
+/* A consumer of the bytes copied out of the region: 0, or an exit code. */
+typedef int (*chunk_sink)(const struct ivshmem_cmd *cmd, uint64_t addr, const uint8_t *buf,
+			  size_t n, void *state);
+
+static int sink_hexdump(const struct ivshmem_cmd *cmd, uint64_t addr, const uint8_t *buf,
+			size_t n, void *state)
 {
-	const struct ivshmem_cmd *cmd = cmd_find("dump");
-	uint8_t prev[16], *buf;
-	bool have_prev = false, starred = false;
-	const char *target = NULL;
-	uint64_t len, done = 0;
-	struct opts o;
-	struct dev d;
-	int ret;
+	struct hexdump_state *h = state;
 
-	if (parse_opts(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
-		       &o) < 0)
-		return EXIT_USAGE;
-	if ((ret = one_target(cmd, argc, argv, &target)))
-		return ret;
-	if (optind != argc)
-		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	if ((ret = open_dev(cmd, target, &o, IVSHMEM_OPEN_READONLY, &d)))
-		return ret;
-	ret = range_of(cmd, &d, &o, 256, &len);
-	buf = malloc(CHUNK);
-	if (!ret && !buf)
-		ret = cmd_error(cmd, EXIT_FAIL, "out of memory");
-	while (!ret && done < len) {
-		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
-
-		ret = guarded_copy(cmd, &d, false, o.offset + done, buf, n);
-		if (ret)
-			break;
-		hexdump(o.offset + done, buf, n, prev, &have_prev, &starred);
-		done += n;
-	}
-	if (!ret)
-		printf("%08" PRIx64 "\n", o.offset + len);
-	free(buf);
-	ivshmem_close(d.r);
-	return ret;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
+	(void)cmd;
+	hexdump(addr, buf, n, h->prev, &h->have_prev, &h->starred);
 	return 0;
 }
 
-static int cmd_read(int argc, char **argv)
+static int sink_stdout(const struct ivshmem_cmd *cmd, uint64_t addr, const uint8_t *buf, size_t n,
+		       void *state)
 {
-	const struct ivshmem_cmd *cmd = cmd_find("read");
+	(void)addr;
+	(void)state;
+	if (cmd_write_all(STDOUT_FILENO, buf, n) < 0)
+		return cmd_error(cmd, EXIT_FAIL, "writing to stdout: %s", strerror(errno));
+	return 0;
+}
+
+/*
+ * The shared body of `dump` and `read`: parse DEV and the range, then copy the
+ * range out chunk by chunk (removal-guarded) into @sink. *@end_out is the
+ * offset after the last byte, for dump's closing line.
+ */
+static int copy_out(const struct ivshmem_cmd *cmd, int argc, char **argv, uint64_t default_len,
+		    chunk_sink sink, void *state, uint64_t *end_out)
+{
 	const char *target = NULL;
 	uint64_t len, done = 0;
 	struct opts o;
@@ -562,7 +539,7 @@ static int cmd_read(int argc, char **argv)
 		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
 	if ((ret = open_dev(cmd, target, &o, IVSHMEM_OPEN_READONLY, &d)))
 		return ret;
-	ret = range_of(cmd, &d, &o, 0, &len);
+	ret = range_of(cmd, &d, &o, default_len, &len);
 	buf = malloc(CHUNK);
 	if (!ret && !buf)
 		ret = cmd_error(cmd, EXIT_FAIL, "out of memory");
@@ -570,17 +547,32 @@ static int cmd_read(int argc, char **argv)
 		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
 
 		ret = guarded_copy(cmd, &d, false, o.offset + done, buf, n);
-		if (ret)
-			break;
-		if (write_all(STDOUT_FILENO, buf, n) < 0) {
-			ret = cmd_error(cmd, EXIT_FAIL, "writing to stdout: %s", strerror(errno));
-			break;
-		}
+		if (!ret)
+			ret = sink(cmd, o.offset + done, buf, n, state);
 		done += n;
 	}
+	*end_out = o.offset + len;
 	free(buf);
 	ivshmem_close(d.r);
 	return ret;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+	struct hexdump_state h = { .have_prev = false };
+	uint64_t end;
+	int ret = copy_out(cmd_find("dump"), argc, argv, 256, sink_hexdump, &h, &end);
+
+	if (!ret)
+		printf("%08" PRIx64 "\n", end);
+	return ret;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+	uint64_t end;
+
+	return copy_out(cmd_find("read"), argc, argv, 0, sink_stdout, NULL, &end);
 }
 
 static int cmd_write(int argc, char **argv)

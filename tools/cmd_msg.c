@@ -389,21 +389,6 @@ static int run_send(int argc, char **argv)
 	return ret;
 }
 
-static int write_all(const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(STDOUT_FILENO, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int run_recv(int argc, char **argv)
 {
 	const struct ivshmem_cmd *cmd = self("recv");
@@ -437,7 +422,7 @@ static int run_recv(int argc, char **argv)
 		got++;
 		if (o.lines && (n == 0 || buf[n - 1] != '\n'))
 			buf[n++] = '\n';
-		if (write_all(buf, (size_t)n) < 0)
+		if (cmd_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
 			ret = cmd_error(cmd, EXIT_FAIL, "writing stdout: %s", strerror(errno));
 	}
 	free(buf);

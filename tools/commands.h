@@ -32,5 +32,7 @@ int cmd_error(const struct ivshmem_cmd *cmd, int code, const char *fmt, ...)
 int cmd_wants_help(const struct ivshmem_cmd *cmd, int argc, char **argv);
 void cmd_print_help(const struct ivshmem_cmd *cmd, FILE *out);
 const struct ivshmem_cmd *cmd_find(const char *name);
+/* write(2) all of @buf, retrying short writes and EINTR; 0 or -1 with errno set. */
+int cmd_write_all(int fd, const void *buf, size_t len);
 
 #endif

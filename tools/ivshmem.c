@@ -2,8 +2,10 @@
 /* `ivshmem`: the command-line front end. Dispatches to the subcommand groups. */
 #include "commands.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct ivshmem_cmd *const groups[] = { ivshmem_dev_cmds, ivshmem_msg_cmds };
 
@@ -26,6 +28,23 @@ int cmd_error(const struct ivshmem_cmd *cmd, int code, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return code;
+}
+
+int cmd_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 void cmd_print_help(const struct ivshmem_cmd *cmd, FILE *out)
