@@ -247,6 +247,7 @@ class Guest:
         self._ndev = 0
         self.shm_files = []
         self.result = None
+        self.boot_seconds = None   # QEMU start -> the guest's /init running
 
     # ---- devices ------------------------------------------------------------------------
     def _addr(self, addr):
@@ -380,7 +381,10 @@ class Guest:
             return
         self._verdict_pos += end + 1
         for raw in data[:end].split(b"\n"):
-            self._lines.append(raw.decode(errors="replace").rstrip("\r"))
+            line = raw.decode(errors="replace").rstrip("\r")
+            if line.startswith(BOOT_MARK) and self.boot_seconds is None:
+                self.boot_seconds = time.monotonic() - self.started  # QEMU start to our /init
+            self._lines.append(line)
 
     def _booted(self):
         return any(line.startswith(BOOT_MARK) for line in self._lines)
@@ -477,7 +481,6 @@ class Guest:
             else:
                 error = ("guest stopped without reporting an exit status "
                          f"(QEMU exit code {self.proc.returncode}: kernel panic or oops?)")
-        self.boot_seconds = None
         self.result = Result(self, lines, exit_code, error)
         return self.result
 
