@@ -532,6 +532,60 @@ class Guest:
         return False
 
 
+class Server:
+    """Our ivshmem-server in the foreground, on a socket in @tmpdir, with a sealed memfd.
+
+    Its stderr goes to a log file that tests can wait on and check (wait_log, text).
+    Use as a context manager, or call stop() (returns the server's exit status).
+    """
+
+    def __init__(self, tmpdir, vectors=1, size="4M", verbose=True):
+        self.sock = os.path.join(tmpdir, "ivshmem.sock")
+        self.log_path = os.path.join(tmpdir, "server.log")
+        self._log = open(self.log_path, "w")
+        args = [build_file("server/ivshmem-server"), "-F", "-S", self.sock, "--memfd",
+                "-l", str(size), "-n", str(vectors), "-p", os.path.join(tmpdir, "server.pid")]
+        self.proc = subprocess.Popen(args + (["-v"] if verbose else []),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._log)
+        try:
+            self.wait_log("listening on")
+        except RigError:
+            self.stop()
+            raise
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RigError(f"ivshmem-server: no '{needle}' in its log within {timeout} s:\n"
+                               + self.text())
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return -1
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
 def parse_size(s):
     s = str(s).strip().upper()
     mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

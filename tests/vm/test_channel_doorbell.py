@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rig import Guest, RigError, build_file, run_test  # noqa: E402
+from rig import Guest, Server, build_file, run_test  # noqa: E402
 
 N = 2000
 
@@ -34,18 +34,10 @@ def stats_of(lines, tag):
 
 def body(tap):
     tmp = tempfile.mkdtemp(prefix="ivshmem-chandb-")
-    sock = os.path.join(tmp, "sock")
-    shm_name = f"ivshmem-chandb-{os.getpid()}"
-    srv = subprocess.Popen([build_file("server/ivshmem-server"), "-F", "-S", sock, "-M", shm_name,
-                            "-l", "16M", "-n", "2", "-p", os.path.join(tmp, "pid")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    srv = Server(tmp, vectors=2, size="16M")
+    sock = srv.sock
     cli = build_file("tools/ivshmem")
     try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(sock):
-            if time.monotonic() > deadline or srv.poll() is not None:
-                raise RigError("ivshmem-server did not start")
-            time.sleep(0.02)
         target = "server:" + sock
         r = subprocess.run([cli, "format", "--force", "--name", "chan-db", "--channel", "g2g",
                             "--channel", "h2g", target], capture_output=True, timeout=30)
@@ -115,16 +107,7 @@ ok "B: in order, none lost" sh -c 'seq 1 %d | cmp -s - /tmp/got'
             tap.ok(m is not None and int(m.group(1)) > 0,
                    "the host peer was woken by the guest's doorbell")
     finally:
-        srv.terminate()
-        try:
-            srv.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-        for p in ("/dev/shm/" + shm_name,):
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
+        srv.stop()
         subprocess.run(["rm", "-rf", tmp])
 
 

@@ -22,42 +22,13 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rig import Guest, RigError, build_file, run_test  # noqa: E402
+from rig import Guest, RigError, Server, build_file, run_test  # noqa: E402
 
 VECTORS = 4
 STORM = 100_000
 STORM_OFF = 1 << 20          # sequence + ready flag, away from everything else
 HELLO = b"driver-doorbell!"
 HELLO_OFF = 2 << 20         # clear of drvtest concurrent's slots and the storm
-
-
-class Server:
-    """Our ivshmem-server in the foreground on a temp socket."""
-
-    def __init__(self, tmpdir):
-        self.sock = os.path.join(tmpdir, "ivshmem.sock")
-        self.name = f"ivshmem-drv-{os.getpid()}"
-        self.proc = subprocess.Popen(
-            [build_file("server/ivshmem-server"), "-F", "-S", self.sock, "-M", self.name,
-             "-l", "4M", "-n", str(VECTORS), "-p", os.path.join(tmpdir, "server.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RigError("ivshmem-server did not start: "
-                               + self.proc.stderr.read().decode(errors="replace"))
-            time.sleep(0.02)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        try:
-            os.unlink("/dev/shm/" + self.name)
-        except FileNotFoundError:
-            pass
 
 
 class HostPeer:
@@ -203,7 +174,7 @@ def body(tap):
     srv = host = None
     with Guest("drvA", timeout=300) as a, Guest("drvB", timeout=300) as b:
         tmp = a.dir
-        srv = Server(tmp)
+        srv = Server(tmp, vectors=VECTORS)
         try:
             host = HostPeer(srv.sock)
             tap.diag(f"host peer id {host.id}")

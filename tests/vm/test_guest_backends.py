@@ -15,38 +15,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guestlib import expect_bytes, read_at, write_at  # noqa: E402
-from rig import BUILD_DIR, Guest, build_file, guest_kernel, run_test  # noqa: E402
+from rig import BUILD_DIR, Guest, Server, build_file, guest_kernel, run_test  # noqa: E402
 
 DATA = b"backend!"
-
-
-class Server:
-    """Our ivshmem-server in the foreground on a temp socket."""
-
-    def __init__(self, tmpdir, vectors):
-        self.sock = os.path.join(tmpdir, "ivshmem.sock")
-        self.name = f"ivshmem-h4-{os.getpid()}-{os.path.basename(tmpdir)}"
-        self.proc = subprocess.Popen(
-            [build_file("server/ivshmem-server"), "-F", "-S", self.sock, "-M", self.name,
-             "-l", "1M", "-n", str(vectors), "-p", os.path.join(tmpdir, "server.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("ivshmem-server did not start: "
-                                   + self.proc.stderr.read().decode(errors="replace"))
-            time.sleep(0.02)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        try:
-            os.unlink("/dev/shm/" + self.name)
-        except FileNotFoundError:
-            pass
 
 
 def tool():
@@ -55,7 +26,7 @@ def tool():
 
 def guest_pc(tap):
     with Guest("pc", timeout=90) as g:
-        srv = Server(g.dir, vectors=1)
+        srv = Server(g.dir, vectors=1, size="1M")
         try:
             # Host peer 0 waits on its vector 0 before the guest's device (peer 1) connects.
             waiter = subprocess.Popen([tool(), "wait", f"server:{srv.sock}", "0",
@@ -122,7 +93,7 @@ def vfio_modules():
 
 def guest_vfio(tap):
     with Guest("vfio", timeout=120, machine="q35", iommu=True) as g:
-        srv = Server(g.dir, vectors=2)
+        srv = Server(g.dir, vectors=2, size="1M")
         try:
             g.extra_ko = vfio_modules()
             g.add_tool()

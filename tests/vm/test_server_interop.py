@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rig import BUILD_DIR, Guest, RigError, build_file, run_test  # noqa: E402
+from rig import BUILD_DIR, Guest, RigError, Server, build_file, run_test  # noqa: E402
 
 VECTORS = 4
 
@@ -61,36 +61,6 @@ done
 """
 
 
-class Server:
-    def __init__(self, tmp):
-        self.sock = os.path.join(tmp, "ivshmem.sock")
-        self.log_path = os.path.join(tmp, "server.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [build_file("server/ivshmem-server"), "-F", "-v", "-S", self.sock, "--memfd",
-             "-l", "4M", "-n", str(VECTORS)], stdout=subprocess.DEVNULL, stderr=self.log)
-        self.wait_log("listening on")
-
-    def text(self):
-        with open(self.log_path) as f:
-            return f.read()
-
-    def wait_log(self, needle, timeout=10):
-        deadline = time.monotonic() + timeout
-        while needle not in self.text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RigError(f"ivshmem-server: no '{needle}' in its log:\n{self.text()}")
-            time.sleep(0.02)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            return self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return -1
-
-
 def client(sock, *args, timeout=30):
     return subprocess.run([build_file("tools/ivshmem-client"), "-S", sock, *args],
                           capture_output=True, text=True, timeout=timeout)
@@ -119,7 +89,7 @@ def ring_until(g_waiting, vector, ring, what, timeout=90):
 
 def body(tap):
     tmp = tempfile.mkdtemp(prefix="ivshmem-interop-")
-    srv = Server(tmp)
+    srv = Server(tmp, vectors=VECTORS)
     have_driver = os.path.exists(os.path.join(BUILD_DIR, "kernel", "ivshmem.ko"))
     # The host peer joins first (ID 0) and counts what the guests ring.
     waiter = subprocess.Popen([build_file("tools/ivshmem-client"), "-S", srv.sock,

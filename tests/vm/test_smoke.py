@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Smoke test of the rig: a guest boots with ivshmem-plain, finds 1af4:1110 in sysfs,
-reads what the host wrote into the backing file and writes an answer the host reads."""
+reads what the host wrote into the backing file and writes an answer the host reads.
+A second device, backed by a memfd, shows the rig's other backing."""
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ def le64(b):
 def body(tap):
     with Guest("smoke", timeout=120) as g:
         shm = g.add_plain(size="4M", addr="0x08", data=GREETING)
+        g.add_plain(size="2M", addr="0x09", memfd=True)    # a memfd backing, private to QEMU
         # The rig's own busybox only: this test must not depend on our tools working.
         # Only the rig's busybox: this test must not depend on our own tools working.
         # sysfs resource2 can only be mmap'd, so busybox devmem reads the BAR directly.
@@ -32,6 +34,11 @@ diag "BAR2 at $bar2"
 got=$(devmem $bar2 64)
 diag "read $got"
 ok "guest reads the host's string from BAR2" test $((got)) = $(( {hex(le64(GREETING))} ))
+mem=/sys/bus/pci/devices/0000:00:09.0
+ok "the memfd-backed device is there too" test "$(cat $mem/vendor):$(cat $mem/device)" = "0x1af4:0x1110"
+mbar=$(sed -n 3p $mem/resource | cut -d' ' -f1)
+devmem $mbar 32 0x5a5aa5a5
+ok "memfd-backed memory holds what the guest wrote" test $(( $(devmem $mbar 32) )) = $(( 0x5a5aa5a5 ))
 devmem $((bar2 + 4096)) 32 {hex(le64(ANSWER[:4]))} &&
 devmem $((bar2 + 4100)) 32 {hex(le64(ANSWER[4:]))}
 ok "guest wrote its answer" test $? = 0
