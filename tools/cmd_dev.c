@@ -385,6 +385,25 @@ static int one_target(const struct ivshmem_cmd *cmd, int argc, char **argv, cons
 	return EXIT_OK;
 }
 
+/*
+ * The common start of a subcommand that takes options and exactly one DEV:
+ * parse @allowed options into @o, then open DEV (*@target) with @open_flags into @d.
+ * Returns EXIT_OK or the exit code (the error is already printed).
+ */
+static int open_one_dev(const struct ivshmem_cmd *cmd, int argc, char **argv, unsigned int allowed,
+			unsigned int open_flags, struct opts *o, struct dev *d, const char **target)
+{
+	int ret;
+
+	if (parse_opts(cmd, argc, argv, allowed, o) < 0)
+		return EXIT_USAGE;
+	if ((ret = one_target(cmd, argc, argv, target)))
+		return ret;
+	if (optind != argc)
+		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+	return open_dev(cmd, *target, o, open_flags, d);
+}
+
 static int cmd_info(int argc, char **argv)
 {
 	const struct ivshmem_cmd *cmd = cmd_find("info");
@@ -394,13 +413,9 @@ static int cmd_info(int argc, char **argv)
 	char sz[32];
 	int ret, id;
 
-	if (parse_opts(cmd, argc, argv, ALLOW(OPT_BACKEND), &o) < 0)
-		return EXIT_USAGE;
-	if ((ret = one_target(cmd, argc, argv, &target)))
-		return ret;
-	if (optind != argc)
-		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	if ((ret = open_dev(cmd, target, &o, IVSHMEM_OPEN_READONLY, &d)))
+	ret = open_one_dev(cmd, argc, argv, ALLOW(OPT_BACKEND), IVSHMEM_OPEN_READONLY, &o, &d,
+			   &target);
+	if (ret)
 		return ret;
 	printf("target:        %s\n", target);
 	if (d.is_pci) {
@@ -530,14 +545,9 @@ static int copy_out(const struct ivshmem_cmd *cmd, int argc, char **argv, uint64
 	uint8_t *buf;
 	int ret;
 
-	if (parse_opts(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
-		       &o) < 0)
-		return EXIT_USAGE;
-	if ((ret = one_target(cmd, argc, argv, &target)))
-		return ret;
-	if (optind != argc)
-		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	if ((ret = open_dev(cmd, target, &o, IVSHMEM_OPEN_READONLY, &d)))
+	ret = open_one_dev(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
+			   IVSHMEM_OPEN_READONLY, &o, &d, &target);
+	if (ret)
 		return ret;
 	ret = range_of(cmd, &d, &o, default_len, &len);
 	buf = malloc(CHUNK);
@@ -585,14 +595,9 @@ static int cmd_write(int argc, char **argv)
 	uint8_t *buf;
 	int ret;
 
-	if (parse_opts(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
-		       &o) < 0)
-		return EXIT_USAGE;
-	if ((ret = one_target(cmd, argc, argv, &target)))
-		return ret;
-	if (optind != argc)
-		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	if ((ret = open_dev(cmd, target, &o, 0, &d)))
+	ret = open_one_dev(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
+			   0, &o, &d, &target);
+	if (ret)
 		return ret;
 	size = ivshmem_size(d.r);
 	pos = o.offset;
@@ -723,16 +728,11 @@ static int cmd_watch(int argc, char **argv)
 	int64_t deadline;
 	int ret;
 
-	if (parse_opts(cmd, argc, argv,
-		       ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH) | ALLOW(OPT_TIMEOUT) |
-			       ALLOW(OPT_INTERVAL),
-		       &o) < 0)
-		return EXIT_USAGE;
-	if ((ret = one_target(cmd, argc, argv, &target)))
-		return ret;
-	if (optind != argc)
-		return cmd_error(cmd, EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-	if ((ret = open_dev(cmd, target, &o, IVSHMEM_OPEN_READONLY, &d)))
+	ret = open_one_dev(cmd, argc, argv,
+			   ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH) |
+				   ALLOW(OPT_TIMEOUT) | ALLOW(OPT_INTERVAL),
+			   IVSHMEM_OPEN_READONLY, &o, &d, &target);
+	if (ret)
 		return ret;
 	deadline = o.timeout_ms < 0 ? -1 : now_ms() + o.timeout_ms;
 	ret = range_of(cmd, &d, &o, 64, &len);
