@@ -138,6 +138,7 @@ if want kmod; then
 	else
 		record "ivshmem.ko build (scripts/build-kmod.sh missing)" FAIL
 	fi
+	check "dkms add + build of kernel/ for the guest kernel" dkms bash scripts/check-dkms.sh
 	if [ -x scripts/checkpatch.sh ]; then
 		check "checkpatch.pl --strict on kernel/ and the uapi header" checkpatch bash scripts/checkpatch.sh
 	else

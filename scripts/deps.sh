@@ -9,7 +9,7 @@ packages=(
 	# build
 	gcc libc6-dev make meson ninja-build pkg-config python3 libsystemd-dev
 	# VM rig: QEMU, the initramfs, our module's build
-	qemu-system-x86 busybox-static cpio kmod perl
+	qemu-system-x86 busybox-static cpio kmod perl dkms
 	# sanitizers, TSan and libFuzzer (clang), ck_ring baseline, arm64 cross-compile check
 	clang libclang-rt-14-dev llvm libck-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
