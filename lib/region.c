@@ -123,8 +123,15 @@ static int open_target(struct ivshmem_region *r, const char *target,
 	if (want == IVSHMEM_BACKEND_SERVER)
 		return ivshmem_server_open(r, target, o);
 
-	/* A path that exists: a socket is a server, a char device our driver, else a file. */
-	if (target[0] == '/' || target[0] == '.') {
+	/*
+	 * A path: a socket is a server, a char device our driver, else a file.
+	 * A relative path that exists wins over a PCI selector look-alike
+	 * ("00:10.0" in the current directory); a pci:/index:/name: prefix
+	 * always means a selector.
+	 */
+	if (target[0] == '/' || target[0] == '.' ||
+	    (!has_prefix(target, "pci:", &rest) && !has_prefix(target, "index:", &rest) &&
+	     !has_prefix(target, "name:", &rest) && stat(target, &st) == 0)) {
 		if (stat(target, &st) == 0 && S_ISSOCK(st.st_mode) && want == IVSHMEM_BACKEND_AUTO)
 			return ivshmem_server_open(r, target, o);
 		if (stat(target, &st) == 0 && S_ISCHR(st.st_mode))

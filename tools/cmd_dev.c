@@ -177,12 +177,13 @@ static int open_dev(const struct ivshmem_cmd *cmd, const char *target, const str
 	memset(d, 0, sizeof(*d));
 	if (o->backend && ivshmem_backend_parse(o->backend, &oo.backend) < 0)
 		return cmd_error(cmd, EXIT_USAGE, "%s", ivshmem_errmsg());
-	if (strncmp(target, "file:", 5) != 0 && strncmp(target, "server:", 7) != 0 &&
-	    target[0] != '/' && target[0] != '.' && stat(target, &st) == 0) {
-		/* A relative path that exists beats a selector look-alike: "./NAME". */
-		snprintf(buf, sizeof(buf), "./%s", target);
-		open_as = buf;
-	} else if (ivshmem_pci_is_selector(target)) {
+	/*
+	 * The rule ivshmem_open() follows: pci:/index:/name: always select a
+	 * device; otherwise a relative path that exists beats a look-alike.
+	 */
+	if (ivshmem_pci_is_selector(target) &&
+	    (strncmp(target, "pci:", 4) == 0 || strncmp(target, "index:", 6) == 0 ||
+	     strncmp(target, "name:", 5) == 0 || stat(target, &st) != 0)) {
 		ret = ivshmem_pci_find(target, &d->pci, 0);
 		if (ret < 0)
 			return cmd_error(cmd, exit_code_for(ret), "%s", ivshmem_errmsg());

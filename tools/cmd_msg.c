@@ -166,8 +166,6 @@ static int open_target(const struct ivshmem_cmd *cmd, const char *target, const 
 		       bool create, struct ivshmem_region **r)
 {
 	struct ivshmem_open_opts oo = { 0 };
-	char buf[4096];
-	struct stat st;
 	int ret;
 
 	if (o->backend && ivshmem_backend_parse(o->backend, &oo.backend) < 0)
@@ -176,10 +174,6 @@ static int open_target(const struct ivshmem_cmd *cmd, const char *target, const 
 		oo.flags |= IVSHMEM_OPEN_CREATE;
 		oo.size = o->size;
 	}
-	/* A relative path that exists is a file, not a PCI selector look-alike. */
-	if (strchr(target, ':') == NULL && target[0] != '/' && target[0] != '.' &&
-	    stat(target, &st) == 0 && snprintf(buf, sizeof(buf), "./%s", target) > 0)
-		target = buf;
 	ret = ivshmem_open(r, target, &oo);
 	if (ret < 0)
 		return cmd_error(cmd, exit_code_for(ret), "%s", ivshmem_errmsg());

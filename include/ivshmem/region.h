@@ -50,6 +50,8 @@ struct ivshmem_open_opts {
  *   index:N                                       the Nth ivshmem device (ivshmem list order)
  *   name:NAME                                     the device whose region header is named NAME
  *   /dev/ivshmemN                                 a device node of our driver
+ * A relative path that exists is a path even when it looks like a PCI
+ * address; the pci:, index: and name: prefixes always select a device.
  * @opts may be NULL (automatic backend, no flags).
  */
 int ivshmem_open(struct ivshmem_region **out, const char *target,

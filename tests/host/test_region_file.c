@@ -54,6 +54,33 @@ int main(void)
 	tap_ok(ivshmem_open(&c, "", NULL) == -EINVAL, "empty target");
 	tap_ok(ivshmem_open(&c, "/proc/self", NULL) == -EISDIR, "directory is not a region: EISDIR");
 
+	/* A relative path that exists is a file, even when it looks like a PCI address. */
+	char cwd[4096], lookalike[64], rel[80];
+
+	snprintf(lookalike, sizeof(lookalike), "/dev/shm/0000:00:1f.%d", (int)(getpid() % 8));
+	tap_ok(getcwd(cwd, sizeof(cwd)) != NULL && chdir("/dev/shm") == 0, "chdir /dev/shm");
+	snprintf(rel, sizeof(rel), "ivshmem-test-%d", (int)getpid());
+	ret = ivshmem_open(&c, rel, NULL);
+	tap_ok(ret == 0 && ivshmem_backend_of(c) == IVSHMEM_BACKEND_FILE,
+	       "relative path that exists opens as a file (%s)", ret ? ivshmem_errmsg() : "ok");
+	if (ret == 0)
+		ivshmem_close(c);
+	snprintf(rel, sizeof(rel), "file:%s", lookalike);
+	ret = ivshmem_open(&c, rel, &create);
+	if (ret == 0)
+		ivshmem_close(c);
+	ret = ivshmem_open(&c, lookalike + 9, NULL);
+	tap_ok(ret == 0 && ivshmem_backend_of(c) == IVSHMEM_BACKEND_FILE,
+	       "an existing file named like a PCI address is a file (%s)",
+	       ret ? ivshmem_errmsg() : "ok");
+	if (ret == 0)
+		ivshmem_close(c);
+	snprintf(rel, sizeof(rel), "pci:%s", lookalike + 9);
+	ret = ivshmem_open(&c, rel, NULL);
+	tap_ok(ret < 0 && c == NULL, "but pci: always means a device (%s)", ivshmem_errmsg());
+	unlink(lookalike);
+	tap_ok(chdir(cwd) == 0, "chdir back");
+
 	ivshmem_close(b);
 	ivshmem_close(a);
 	unlink(path);
