@@ -86,7 +86,8 @@ int ivshmem_region_present(const struct ivshmem_region *r)
 	return 0;
 }
 
-static int checked_copy(struct ivshmem_region *r, uint64_t off, void *buf, size_t len, bool write)
+int ivshmem_guarded(struct ivshmem_region *r, int (*fn)(struct ivshmem_region *r, void *arg),
+		    void *arg)
 {
 	sigjmp_buf jmp;
 	int ret;
@@ -99,17 +100,40 @@ static int checked_copy(struct ivshmem_region *r, uint64_t off, void *buf, size_
 		const struct ivshmem_guest_head *h = guest_head(r);
 
 		if (h)
-			return ivshmem_fail(ENODEV, "%s: SIGBUS at offset %llu: the device was "
-					    "removed while mapped", h->bdf, (unsigned long long)off);
-		return ivshmem_fail(ENODEV, "SIGBUS at offset %llu: the region's memory went "
-				    "away (backing file truncated?)", (unsigned long long)off);
+			return ivshmem_fail(ENODEV, "%s: SIGBUS: the device was removed while mapped",
+					    h->bdf);
+		return ivshmem_fail(ENODEV, "SIGBUS: the region's memory went away "
+				    "(backing file truncated?)");
 	}
 	guard_jmp = &jmp;
-	ret = write ? ivshmem_write(r, off, buf, len) : ivshmem_read(r, off, buf, len);
+	ret = fn(r, arg);
 	guard_jmp = NULL;
 	if (ret < 0)
 		return ret;
-	return ivshmem_region_present(r);
+	/* Bytes read during a removal are not good even without a fault (/dev/mem). */
+	return ivshmem_region_present(r) ?: ret;
+}
+
+struct copy_args {
+	uint64_t off;
+	void *buf;
+	size_t len;
+	bool write;
+};
+
+static int do_copy(struct ivshmem_region *r, void *arg)
+{
+	struct copy_args *c = arg;
+
+	return c->write ? ivshmem_write(r, c->off, c->buf, c->len)
+			: ivshmem_read(r, c->off, c->buf, c->len);
+}
+
+static int checked_copy(struct ivshmem_region *r, uint64_t off, void *buf, size_t len, bool write)
+{
+	struct copy_args c = { .off = off, .buf = buf, .len = len, .write = write };
+
+	return ivshmem_guarded(r, do_copy, &c);
 }
 
 int ivshmem_read_checked(const struct ivshmem_region *r, uint64_t offset, void *dst, size_t len)

@@ -199,35 +199,6 @@ static int open_dev(const struct ivshmem_cmd *cmd, const char *target, const str
 
 /* ---- guarded access to the mapping ------------------------------------------------------- */
 
-static sigjmp_buf bus_jmp;
-static volatile sig_atomic_t bus_armed;
-
-static void on_sigbus(int sig)
-{
-	if (bus_armed) {
-		bus_armed = 0;
-		siglongjmp(bus_jmp, 1);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void install_sigbus(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigbus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
-}
-
-static const char *gone_msg(const struct dev *d)
-{
-	return d->is_pci ? "the device was removed while mapped (its mapping is revoked)"
-			 : "the region's backing memory went away (file truncated?)";
-}
-
 /*
  * The library's checked copies catch the SIGBUS of a revoked mapping and
  * re-check the device afterwards (a /dev/mem mapping of a removed device
@@ -405,6 +376,14 @@ static int open_one_dev(const struct ivshmem_cmd *cmd, int argc, char **argv, un
 	return open_dev(cmd, *target, o, open_flags, d);
 }
 
+#ifdef HAVE_LAYOUT
+static int print_layout(struct ivshmem_region *r, void *arg)
+{
+	(void)arg;
+	return ivshmem_layout_print(r, stdout);
+}
+#endif
+
 static int cmd_info(int argc, char **argv)
 {
 	const struct ivshmem_cmd *cmd = cmd_find("info");
@@ -444,16 +423,12 @@ static int cmd_info(int argc, char **argv)
 	       ivshmem_vectors(d.r) ? "" : " (this backend cannot deliver interrupts)");
 	ret = EXIT_OK;
 #ifdef HAVE_LAYOUT
-	if (sigsetjmp(bus_jmp, 1)) {
-		ret = cmd_error(cmd, EXIT_NODEV, "SIGBUS: %s", gone_msg(&d));
-	} else {
-		int lret;
+	{
+		int lret = ivshmem_guarded(d.r, print_layout, NULL);
 
-		install_sigbus();
-		bus_armed = 1;
-		lret = ivshmem_layout_print(d.r, stdout);
-		bus_armed = 0;
-		if (lret == 0)
+		if (lret == -ENODEV)
+			ret = cmd_error(cmd, EXIT_NODEV, "%s", ivshmem_errmsg());
+		else if (lret == 0)
 			printf("layout:        none (unformatted region)\n");
 		else if (lret < 0)
 			printf("layout:        corrupt layout header: %s\n", ivshmem_errmsg());

@@ -89,6 +89,14 @@ struct ivshmem_region;
 int ivshmem_read_checked(const struct ivshmem_region *r, uint64_t offset, void *dst, size_t len);
 int ivshmem_write_checked(struct ivshmem_region *r, uint64_t offset, const void *src, size_t len);
 
+/*
+ * Run @fn(@r, @arg) under the same guard as the checked copies, for code that
+ * reads the mapping itself (ivshmem_layout_print, say). Returns what @fn
+ * returned, or -ENODEV if the mapping faulted or the device is gone after it.
+ */
+int ivshmem_guarded(struct ivshmem_region *r, int (*fn)(struct ivshmem_region *r, void *arg),
+		    void *arg);
+
 /* 0 while the PCI device behind @r is still present (always 0 for non-PCI backends), else -ENODEV. */
 int ivshmem_region_present(const struct ivshmem_region *r);
 

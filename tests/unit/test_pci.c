@@ -292,6 +292,15 @@ static void test_sysfs_backend(void)
 	unsetenv("IVSHMEM_DEVMEM_PATH");
 }
 
+/* Reads the mapping directly, as ivshmem_layout_print() does. */
+static int touch_mapping(struct ivshmem_region *r, void *arg)
+{
+	volatile const uint8_t *p = ivshmem_base(r);
+
+	(void)arg;
+	return p[8192] == 0xff ? 8 : 7;
+}
+
 static void test_hotplug(void)
 {
 	struct ivshmem_pci_dev devs[8];
@@ -319,6 +328,10 @@ static void test_hotplug(void)
 	       "... with a clear message: %s", ivshmem_errmsg());
 	tap_is(r2 ? ivshmem_write_checked(r2, 8192, buf, sizeof(buf)) : 0, -ENODEV,
 	       "... and so does a checked write");
+	tap_is(r2 ? ivshmem_guarded(r2, touch_mapping, NULL) : 0, -ENODEV,
+	       "... and code reading the mapping itself under ivshmem_guarded()");
+	tap_is(r ? ivshmem_guarded(r, touch_mapping, NULL) : 0, 7,
+	       "ivshmem_guarded() passes on what the code returns");
 	ivshmem_close(r2);
 	snprintf(path, sizeof(path), "rm -rf '%s/bus/pci/devices/0000:00:13.0'", root);
 	if (system(path) != 0)
