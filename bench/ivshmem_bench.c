@@ -60,15 +60,6 @@ static int cpu_a, cpu_b = 1;
 static uint64_t ring_cap_min = 65536;	/* --ring-cap */
 static const char *only;		/* --only NAME: just this test and the baselines it needs */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -275,7 +266,7 @@ static void wait_ring(struct pair *p, struct ivshmem_ring *r, int fd, size_t nee
 	uint64_t end;
 
 	if (p->mode == 0 || p->mode == 3) {
-		cpu_relax();
+		ivshmem_cpu_relax();
 		return;
 	}
 	if (p->spin_us > 0) {
@@ -285,7 +276,7 @@ static void wait_ring(struct pair *p, struct ivshmem_ring *r, int fd, size_t nee
 				if (r->role == IVSHMEM_RING_CONSUMER ? ivshmem_ring_readable(r)
 								     : ivshmem_ring_writable(r, need))
 					return;
-				cpu_relax();
+				ivshmem_cpu_relax();
 			}
 		} while (now_ns() < end);
 	}
@@ -319,7 +310,7 @@ static void *ring_tx(void *arg)
 
 	attach(p, &r, 0, IVSHMEM_RING_PRODUCER, &p->efd[0]);
 	while (!__atomic_load_n(&p->ready, __ATOMIC_ACQUIRE))
-		cpu_relax();
+		ivshmem_cpu_relax();
 	t0 = now_ns();
 	for (uint64_t i = 0; i < p->count;) {
 		int ret = ivshmem_ring_send(&r, p->src, p->size,
@@ -389,7 +380,7 @@ static void *ring_ping(void *arg)
 	attach(p, &tx, 0, IVSHMEM_RING_PRODUCER, &p->efd[0]);
 	attach(p, &rx, 1, IVSHMEM_RING_CONSUMER, &p->efd[0]);
 	while (!__atomic_load_n(&p->ready, __ATOMIC_ACQUIRE))
-		cpu_relax();
+		ivshmem_cpu_relax();
 	for (uint64_t i = 0; i < p->count; i++) {
 		uint64_t t0 = now_ns();
 
@@ -449,13 +440,13 @@ static void *line_ping(void *arg)
 	struct lines *l = arg;
 
 	while (!l->ready)
-		cpu_relax();
+		ivshmem_cpu_relax();
 	for (uint64_t i = 1; i <= l->count; i++) {
 		uint64_t t0 = now_ns();
 
 		__atomic_store_n(&l->a, i, __ATOMIC_RELEASE);
 		while (__atomic_load_n(&l->b, __ATOMIC_ACQUIRE) != i)
-			cpu_relax();
+			ivshmem_cpu_relax();
 		l->rtt[i - 1] = now_ns() - t0;
 	}
 	return NULL;
@@ -469,7 +460,7 @@ static void *line_pong(void *arg)
 	l->ready = 1;
 	for (uint64_t i = 1; i <= l->count; i++) {
 		while (__atomic_load_n(&l->a, __ATOMIC_ACQUIRE) != i)
-			cpu_relax();
+			ivshmem_cpu_relax();
 		__atomic_store_n(&l->b, i, __ATOMIC_RELEASE);
 	}
 	return NULL;
@@ -529,14 +520,14 @@ static void *ck_tx(void *arg)
 	struct ckpair *c = arg;
 
 	while (!c->ready)
-		cpu_relax();
+		ivshmem_cpu_relax();
 	for (uint64_t i = 0; i < c->count; i++) {
 		/* 2x the ring's slots: slot i is reused only after the consumer finished i. */
 		uint8_t *slot = c->pool + (i % (2 * c->slots)) * c->size;
 
 		memcpy(slot, c->src, c->size);
 		while (!ck_ring_enqueue_spsc(&c->ring, c->buf, slot))
-			cpu_relax();
+			ivshmem_cpu_relax();
 	}
 	return NULL;
 }
@@ -554,7 +545,7 @@ static void *ck_rx(void *arg)
 		void *slot;
 
 		while (!ck_ring_dequeue_spsc(&c->ring, c->buf, &slot))
-			cpu_relax();
+			ivshmem_cpu_relax();
 		memcpy(c->dst, slot, c->size);
 		win_tick(&c->win, i);
 	}

@@ -687,15 +687,6 @@ static void drain_events(struct ivshmem_channel *ch)
 	drain_fd(ch->timerfd);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /*
  * Sleep after arming, until a doorbell/peer event, the next liveness check,
  * or @deadline (-1: none). Polling backends sleep a backoff step instead.
@@ -766,7 +757,7 @@ static bool spin_until(struct ivshmem_channel *ch, bool (*ready)(struct ivshmem_
 		for (int i = 0; i < 64; i++) {
 			if (ready(ch, arg))
 				return true;
-			cpu_relax();
+			ivshmem_cpu_relax();
 		}
 	} while (now_ns() < end);
 	return false;

@@ -107,6 +107,16 @@ bool ivshmem_ring_readable(const struct ivshmem_ring *r);
 /* Producer: true when a record of @len bytes fits now. */
 bool ivshmem_ring_writable(struct ivshmem_ring *r, size_t len);
 
+/* One step of a polling loop: tells the CPU we spin (pause/yield), so the sibling thread runs. */
+static inline void ivshmem_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #include "ivshmem/channel.h"
 #include "ivshmem/layout.h"
 #include "ivshmem/region.h"
+#include "sanitizers.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -19,14 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 static char path[64];
 static unsigned int total;

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "ivshmem/ring.h"
+#include "sanitizers.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -25,29 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 #define CAP (256u * 1024)
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
 
 struct msg_head {
 	uint64_t seq;
@@ -105,7 +84,7 @@ static int wait_for(struct ivshmem_ring *r, int fd, size_t need)
 		if (r->role == IVSHMEM_RING_CONSUMER ? ivshmem_ring_readable(r)
 						     : ivshmem_ring_writable(r, need))
 			return 1;
-		cpu_relax();
+		ivshmem_cpu_relax();
 	}
 	if (ivshmem_ring_arm(r, need) != 0)
 		return 1;

@@ -9,6 +9,7 @@
  * without seq_cst ordering) fails this within seconds.
  */
 #include "ivshmem/ring.h"
+#include "sanitizers.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -18,14 +19,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 #define CAP 256
 #define SLEEP_TIMEOUT_MS 1000
