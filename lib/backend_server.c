@@ -140,24 +140,29 @@ static struct server_state *state(struct ivshmem_region *r)
 	return r->priv;
 }
 
-static int server_notify(struct ivshmem_region *r, uint16_t peer, uint16_t vector)
+/* Own ID or a known peer; a peer not known yet may have joined a moment ago: catch up once. */
+static struct ivshmem_proto_peer *find_peer(struct ivshmem_region *r, uint16_t peer)
 {
 	struct server_state *st = state(r);
 	struct ivshmem_proto_peer *pp;
+
+	if (peer == st->proto.own.id)
+		return &st->proto.own;
+	pp = ivshmem_client_proto_peer(&st->proto, peer);
+	if (!pp) {
+		pump(r, st);
+		pp = ivshmem_client_proto_peer(&st->proto, peer);
+	}
+	return pp;
+}
+
+static int server_notify(struct ivshmem_region *r, uint16_t peer, uint16_t vector)
+{
+	struct ivshmem_proto_peer *pp = find_peer(r, peer);
 	const uint64_t one = 1;
 
-	if (peer == st->proto.own.id) {
-		pp = &st->proto.own;
-	} else {
-		pp = ivshmem_client_proto_peer(&st->proto, peer);
-		if (!pp) {
-			/* It may have joined a moment ago: catch up, then look again. */
-			pump(r, st);
-			pp = ivshmem_client_proto_peer(&st->proto, peer);
-		}
-		if (!pp)
-			return ivshmem_fail(ENOENT, "no peer %u on this server", peer);
-	}
+	if (!pp)
+		return ivshmem_fail(ENOENT, "no peer %u on this server", peer);
 	if (vector >= pp->nfds)
 		return ivshmem_fail(EINVAL, "peer %u has %u vector%s; cannot ring vector %u", peer,
 				    pp->nfds, pp->nfds == 1 ? "" : "s", vector);
@@ -191,16 +196,8 @@ static int server_peer_list(struct ivshmem_region *r, uint16_t *ids, size_t max)
 
 static int server_peer_vectors(struct ivshmem_region *r, uint16_t peer)
 {
-	struct server_state *st = state(r);
-	struct ivshmem_proto_peer *pp;
+	struct ivshmem_proto_peer *pp = find_peer(r, peer);
 
-	if (peer == st->proto.own.id)
-		return (int)st->proto.own.nfds;
-	pp = ivshmem_client_proto_peer(&st->proto, peer);
-	if (!pp) {
-		pump(r, st);
-		pp = ivshmem_client_proto_peer(&st->proto, peer);
-	}
 	if (!pp)
 		return ivshmem_fail(ENOENT, "no peer %u on this server", peer);
 	return (int)pp->nfds;
