@@ -60,6 +60,7 @@ diag "A g2g $(cat /tmp/err)"
 ivshmem recv --lines --stats -n 3 -t 90000 /dev/ivshmem0 h2g >/tmp/h 2>/tmp/err
 ok "A: received 3 lines from the host" test "$(cat /tmp/h | tr '\n' ,)" = "host1,host2,host3,"
 diag "A h2g $(cat /tmp/err)"
+IFS= read -r go2 <&4
 ok "A: answered the host" ivshmem send -t 90000 /dev/ivshmem0 h2g "from guest A"
 """ % (N, N)
             b.script = r"""
@@ -77,9 +78,15 @@ ok "B: in order, none lost" sh -c 'seq 1 %d | cmp -s - /tmp/got'
                 host["send"] = subprocess.run(
                     [cli, "send", "--lines", "--stats", "-t", "120000", target, "h2g"],
                     input=b"host1\nhost2\nhost3\n", capture_output=True, timeout=180)
-                host["recv"] = subprocess.run(
+                # Let the host peer join the server (QEMU drops doorbells for peers it has
+                # not heard of yet) and fall asleep in recv before guest A answers.
+                recv = subprocess.Popen(
                     [cli, "recv", "--stats", "-n", "1", "-t", "120000", target, "h2g"],
-                    capture_output=True, timeout=180)
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                time.sleep(2)
+                a.send("go2")
+                out, err = recv.communicate(timeout=180)
+                host["recv"] = subprocess.CompletedProcess(recv.args, recv.returncode, out, err)
 
             a.start()
             b.start()
