@@ -147,6 +147,9 @@ if want kmod; then
 fi
 
 if want unit && [ $build_ok = 1 ]; then
+	check "lib/ layers: no include cycle, no upward include or call" layers bash -c \
+		"python3 scripts/check-layers.py --self-test && \
+		 python3 scripts/check-layers.py --archive build/lib/libivshmem.a"
 	suite gcc build --suite unit --suite host
 fi
 

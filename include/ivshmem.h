@@ -2,7 +2,8 @@
 /*
  * libivshmem umbrella header: the region API and everything built on it.
  *   region.h   open a region over any backend; doorbells, event fds, peers
- *   pci.h      guest discovery and device selection (ivshmem list)
+ *   pci.h      guest discovery (ivshmem list)
+ *   target.h   what a target string names (the rules ivshmem_open() follows)
  *   layout.h   the header at offset 0: name and directory of sections
  *   ring.h     lock-free SPSC rings of variable-size records
  *   channel.h  named two-way channels between two endpoints
@@ -20,6 +21,7 @@
 #include "ivshmem/pci.h"
 #include "ivshmem/region.h"
 #include "ivshmem/ring.h"
+#include "ivshmem/target.h"
 #include "ivshmem/util.h"
 
 #endif

@@ -63,12 +63,8 @@ int ivshmem_pci_list(struct ivshmem_pci_dev *devs, size_t max, unsigned int flag
 /* Describe one device by address ("DDDD:BB:DD.F"). -ENODEV if it is not an ivshmem device. */
 int ivshmem_pci_probe(const char *bdf, struct ivshmem_pci_dev *dev, unsigned int flags);
 
-/*
- * Resolve a selector (see above) and describe the device it names.
- * Returns 0, -EINVAL (bad selector), -ENODEV (no such device), -EEXIST (a name
- * that several devices carry) or another negative errno; ivshmem_errmsg() says why.
- */
-int ivshmem_pci_find(const char *selector, struct ivshmem_pci_dev *dev, unsigned int flags);
+/* Resolving a selector string to a device: ivshmem_pci_find() in ivshmem/target.h. */
+
 
 /* True while the device at @bdf is still present (it may be hot-removed at any time). */
 bool ivshmem_pci_present(const char *bdf);
@@ -105,12 +101,6 @@ int ivshmem_region_present(const struct ivshmem_region *r);
  * into "dddd:bb:dd.f". Returns 0 or -EINVAL (ivshmem_errmsg() says what is wrong).
  */
 int ivshmem_pci_parse_bdf(const char *s, char *out, size_t len);
-
-/*
- * True when @target looks like a PCI selector (pci:, index:, name: or a bare
- * PCI address), as opposed to a file path or server socket.
- */
-bool ivshmem_pci_is_selector(const char *target);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
  * (IVSHMEM_SYSFS_ROOT): every way of not getting a device says why. The
  * working paths need ivshmem.ko and run in the VM tests (test_driver_*.py).
  */
-#include "../../lib/region_internal.h"
+#include "backend/backends.h"
 #include "tap.h"
 
 #include <errno.h>

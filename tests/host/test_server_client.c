@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The host peer backend (lib/backend_server.c) against scripted fake servers:
+ * The host peer backend (lib/backend/server.c) against scripted fake servers:
  * QEMU's exact message order and other orders a server may use, and every
  * kind of bad greeting (wrong version, early close, silence, a bad shm fd, no
  * own eventfds), each with a clear error rather than a hang or a crash.

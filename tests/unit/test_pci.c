@@ -8,6 +8,7 @@
 #include "ivshmem/layout.h"
 #include "ivshmem/pci.h"
 #include "ivshmem/region.h"
+#include "ivshmem/target.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -173,6 +174,13 @@ static void test_discovery(void)
 	tap_is(ivshmem_pci_list(devs, 1, 0), 3, "a short array still reports the total count");
 }
 
+static bool is_pci_target(const char *s)
+{
+	struct ivshmem_target t;
+
+	return ivshmem_target_parse(s, IVSHMEM_BACKEND_AUTO, &t) == 0 && ivshmem_target_is_pci(&t);
+}
+
 static void test_selectors(void)
 {
 	char bdf[32];
@@ -198,8 +206,8 @@ static void test_selectors(void)
 	tap_is(resolve("pci:zz", bdf), -EINVAL, "pci:garbage is EINVAL");
 	tap_is(resolve("00:99.0", bdf), -EINVAL, "out-of-range device number is EINVAL");
 	tap_is(resolve("name:", bdf), -EINVAL, "empty name is EINVAL");
-	tap_ok(!ivshmem_pci_is_selector("/dev/shm/x") && !ivshmem_pci_is_selector("file:a:b") &&
-		       ivshmem_pci_is_selector("index:0") && ivshmem_pci_is_selector("00:10.0"),
+	tap_ok(!is_pci_target("/dev/shm/x") && !is_pci_target("file:a:b") &&
+		       is_pci_target("index:0") && is_pci_target("00:10.0"),
 	       "paths and file: targets are not PCI selectors");
 }
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/backend: uses core, proto, guest.
+ *
  * Guest /dev/mem backend: map the BAR2 (memory) and BAR0 (registers)
  * physical ranges through /dev/mem. The last resort:
  *  - root only (CAP_SYS_RAWIO), and the mapping is uncached device memory;
@@ -10,10 +12,11 @@
  *    (reads give all-ones). Callers check ivshmem_pci_present() (the CLI
  *    does after every access) - see docs/guest.md.
  */
-#include "region_internal.h"
+#include "backend/backends.h"
+#include "core/error.h"
 
 #include "ivshmem/iomem.h"
-#include "pci_internal.h"
+#include "guest/pci_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

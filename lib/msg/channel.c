@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/msg: uses the public region API, core, layout, ring.
+ *
  * Named two-way channels (docs/channel.md): two endpoint slots and two rings
  * in one layout section, a connection state machine, heartbeats, doorbells
  * where the backend has them and polling where it does not.
@@ -16,7 +18,7 @@
 #include "ivshmem/channel.h"
 
 #include "ivshmem/layout.h"
-#include "region_internal.h"
+#include "core/error.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/msg: uses nothing but its own header.
+ *
  * SPSC ring of variable-size records (docs/ring.md).
  *
  * Shared control block (IVSHMEM_RING_CTRL_SIZE bytes, little-endian):

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* sysfs helpers shared by pci.c and the guest backends (sysfs, vfio, devmem). Private. */
+/*
+ * lib/guest: sysfs helpers shared by pci.c, the guest backends (sysfs, vfio,
+ * devmem, driver) and lib/open's selector resolution. Private.
+ */
 #ifndef IVSHMEM_PCI_INTERNAL_H
 #define IVSHMEM_PCI_INTERNAL_H
 
@@ -28,5 +31,10 @@ struct ivshmem_guest_head {
 
 /* Fill @h for @bdf (the address and its current BAR2). */
 void ivshmem_guest_head_init(struct ivshmem_guest_head *h, const char *bdf);
+
+/* The device at @idx in list order (index:N); 0, or -ENODEV with a message. */
+int ivshmem_pci_resolve_index(unsigned int idx, char *bdf, size_t len);
+/* The one device whose region header is named @name (name:NAME); -ENODEV, -EEXIST, ... */
+int ivshmem_pci_resolve_name(const char *name, char *bdf, size_t len);
 
 #endif

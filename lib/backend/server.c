@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/backend: uses core, proto, guest.
+ *
  * Host peer backend: a client of ivshmem-server (ours or QEMU's). The server
  * hands us the shared memory fd, our ID and everybody's eventfds; ringing
  * peer P's vector V is writing 1 to P's V-th eventfd, and our own eventfds
@@ -7,7 +9,8 @@
  * through the protocol module's validating state machine.
  */
 #define _GNU_SOURCE
-#include "region_internal.h"
+#include "backend/backends.h"
+#include "core/error.h"
 
 #include "ivshmem/protocol.h"
 

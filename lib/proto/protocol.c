@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/proto: uses core.
+ *
  * The ivshmem-server wire format (protocol version 0): encoding, sending,
  * incremental receiving and the client-side state machine. See
  * include/ivshmem/protocol.h for the message sequence.
  */
 #define _GNU_SOURCE
 #include "ivshmem/protocol.h"
-#include "region_internal.h"
+#include "core/error.h"
 
 #include <errno.h>
 #include <stdlib.h>

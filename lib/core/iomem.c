@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/core: uses nothing.
+ *
  * Aligned-only copies for device memory. The unaligned head and tail are
  * done a byte at a time, the middle in aligned 8-byte words, each word
  * assembled in a register so the compiler never emits a wider or

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/backend: uses core, proto, guest.
+ *
  * Guest VFIO backend: the device bound to vfio-pci, BAR2 mmap'd through the
  * VFIO device fd, registers accessed with pread/pwrite on BAR0 (each one
  * aligned 32-bit access), and MSI-X vectors routed to eventfds with
@@ -15,10 +17,11 @@
  *  - vfio-pci maps BARs uncached: the region is device memory;
  *  - only one process can own the VFIO group at a time.
  */
-#include "region_internal.h"
+#include "backend/backends.h"
+#include "core/error.h"
 
 #include "ivshmem/iomem.h"
-#include "pci_internal.h"
+#include "guest/pci_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

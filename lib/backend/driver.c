@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/backend: uses core, proto, guest.
+ *
  * Guest driver backend: /dev/ivshmemN of our ivshmem.ko, the preferred way
  * into an ivshmem device from inside a VM:
  *  - the memory is mapped write-back cacheable (ordinary memory, any
@@ -10,10 +12,11 @@
  * The target is a PCI address "DDDD:BB:DD.F" (the node is found in sysfs) or
  * a device node such as /dev/ivshmem0.
  */
-#include "region_internal.h"
+#include "backend/backends.h"
+#include "core/error.h"
 
 #include "ivshmem/pci.h"
-#include "pci_internal.h"
+#include "guest/pci_internal.h"
 
 #include <linux/ivshmem.h>
 

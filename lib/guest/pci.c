@@ -1,21 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * Guest PCI discovery: find ivshmem devices in sysfs and resolve selectors
- * (pci:BDF, BDF, index:N, name:NAME) to a PCI address. Everything is re-read
+ * lib/guest: PCI discovery. Find ivshmem devices in sysfs and resolve
+ * selectors (pci:BDF, BDF, index:N, name:NAME) to a PCI address. Uses core
+ * (errors, iomem, parsing) and format (a device's name from its header
+ * bytes); never opens a region, so the backends above may use it. Everything is re-read
  * from sysfs on each call so hot-added and hot-removed devices are seen
  * without restarting anything.
  */
-#include "region_internal.h"
-
-#include "ivshmem/iomem.h"
 #include "ivshmem/pci.h"
-#include "ivshmem/util.h"
-#include "pci_internal.h"
 
-#if __has_include("ivshmem/layout.h")
-#include "ivshmem/layout.h"
-#define HAVE_LAYOUT_NAME 1
-#endif
+#include "core/error.h"
+#include "format/layout_header.h"
+#include "guest/pci_internal.h"
+#include "ivshmem/iomem.h"
+#include "ivshmem/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -233,29 +231,77 @@ static void read_from_driver(struct ivshmem_pci_dev *dev, unsigned int flags)
 	}
 }
 
+/* Test hook, as in the devmem backend: host tests point it at a plain file. */
+static const char *devmem_path(void)
+{
+	const char *p = getenv("IVSHMEM_DEVMEM_PATH");
+
+	return p && *p ? p : "/dev/mem";
+}
+
+/*
+ * Copy the first IVSHMEM_LAYOUT_HEADER_SIZE bytes of BAR2 into @raw through a
+ * read-only mapping of sysfs resource2, else of /dev/mem at the BAR (both need
+ * root). The mapping is uncached: aligned loads only.
+ */
+static int read_bar2_head(const struct ivshmem_pci_dev *dev, uint8_t *raw)
+{
+	const size_t len = IVSHMEM_LAYOUT_HEADER_SIZE;
+	char path[PATH_MAX];
+	void *p = MAP_FAILED;
+	int fd;
+
+	if (ivshmem_pci_path(path, sizeof(path), dev->bdf, "resource2") == 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+			close(fd);
+		}
+	}
+	if (p == MAP_FAILED && dev->mem_phys && dev->mem_phys % 4096 == 0) {
+		fd = open(devmem_path(), O_RDONLY | O_SYNC | O_CLOEXEC);
+		if (fd >= 0) {
+			p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)dev->mem_phys);
+			close(fd);
+		}
+	}
+	if (p == MAP_FAILED)
+		return -1;
+	ivshmem_iomem_read(raw, p, len);
+	munmap(p, len);
+	return 0;
+}
+
+/* The region header's name, decoded by the layout format's pure function. */
 static void read_name(struct ivshmem_pci_dev *dev)
 {
+	struct ivshmem_layout_header h;
+	uint8_t *raw;
+	char saved[IVSHMEM_ERRMSG_MAX];
+	int ret;
+
 	dev->name_status = -1;
 	dev->name[0] = '\0';
-#ifdef HAVE_LAYOUT_NAME
-	struct ivshmem_open_opts o = { .flags = IVSHMEM_OPEN_READONLY };
-	struct ivshmem_region *r;
-	char target[32];
-	char saved[512];
-
-	/* A device we cannot open is listed without a name; keep the caller's error intact. */
-	snprintf(saved, sizeof(saved), "%s", ivshmem_errmsg());
-	snprintf(target, sizeof(target), "pci:%s", dev->bdf);
-	if (ivshmem_open(&r, target, &o) == 0) {
-		int ret = ivshmem_layout_name(r, dev->name, sizeof(dev->name));
-
-		dev->name_status = ret > 0 ? 1 : ret == 0 ? 0 : -2;
-		if (ret <= 0)
-			dev->name[0] = '\0';
-		ivshmem_close(r);
+	if (dev->mem_size < IVSHMEM_LAYOUT_HEADER_SIZE) {
+		dev->name_status = 0;
+		return;
 	}
+	raw = malloc(IVSHMEM_LAYOUT_HEADER_SIZE);
+	/* A device we cannot read is listed without a name. */
+	if (!raw || read_bar2_head(dev, raw) < 0) {
+		free(raw);
+		return;
+	}
+	/* A corrupt header must not replace the caller's error message. */
+	snprintf(saved, sizeof(saved), "%s", ivshmem_errmsg());
+	ret = ivshmem_layout_header_decode(raw, dev->mem_size, &h);
 	ivshmem_fail(0, "%s", saved);
-#endif
+	free(raw);
+	dev->name_status = ret > 0 ? 1 : ret == 0 ? 0 : -2;
+	if (ret > 0 && strlen(h.name) < sizeof(dev->name))
+		memcpy(dev->name, h.name, strlen(h.name) + 1);
+	else if (ret > 0)
+		dev->name_status = -2;
 }
 
 int ivshmem_pci_probe(const char *bdf, struct ivshmem_pci_dev *dev, unsigned int flags)
@@ -408,41 +454,16 @@ int ivshmem_pci_parse_bdf(const char *s, char *out, size_t len)
 	return 0;
 }
 
-static bool looks_like_bdf(const char *s)
+int ivshmem_pci_resolve_index(unsigned int idx, char *bdf, size_t len)
 {
-	char tmp[32];
-	char saved[512];
-	bool ok;
-
-	snprintf(saved, sizeof(saved), "%s", ivshmem_errmsg());
-	ok = ivshmem_pci_parse_bdf(s, tmp, sizeof(tmp)) == 0;
-	ivshmem_fail(0, "%s", saved);
-	return ok;
-}
-
-bool ivshmem_pci_is_selector(const char *t)
-{
-	/* Anything with a colon that is not another target kind is meant as a PCI address. */
-	return strncmp(t, "pci:", 4) == 0 || strncmp(t, "index:", 6) == 0 ||
-	       strncmp(t, "name:", 5) == 0 || looks_like_bdf(t) ||
-	       (strchr(t, ':') && strncmp(t, "file:", 5) != 0 && strncmp(t, "server:", 7) != 0 &&
-		t[0] != '/' && t[0] != '.');
-}
-
-static int resolve_index(const char *sel, const char *arg, char *bdf, size_t len)
-{
-	uint64_t idx;
 	char **names;
 	int n, ret;
 
-	if (ivshmem_parse_uint(arg, MAX_DEVICES, &idx) < 0)
-		return ivshmem_fail(EINVAL, "%s: the index must be a number from 0 (see 'ivshmem list')",
-				    sel);
 	n = scan(&names);
 	if (n < 0)
 		return n;
 	if (idx >= (uint64_t)n)
-		ret = ivshmem_fail(ENODEV, "%s: there %s only %d ivshmem device%s", sel,
+		ret = ivshmem_fail(ENODEV, "index:%u: there %s only %d ivshmem device%s", idx,
 				   n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
 	else if (snprintf(bdf, len, "%s", names[idx]) >= (int)len)
 		ret = ivshmem_fail(ENAMETOOLONG, "PCI address buffer too small");
@@ -452,19 +473,14 @@ static int resolve_index(const char *sel, const char *arg, char *bdf, size_t len
 	return ret;
 }
 
-static int resolve_name(const char *sel, const char *name, char *bdf, size_t len)
+int ivshmem_pci_resolve_name(const char *name, char *bdf, size_t len)
 {
 	struct ivshmem_pci_dev *devs;
 	int n, matches = 0, ret;
 	char first[16] = "", second[16] = "";
 
 	if (!*name)
-		return ivshmem_fail(EINVAL, "%s: empty name", sel);
-#ifndef HAVE_LAYOUT_NAME
-	(void)bdf;
-	(void)len;
-	return ivshmem_fail(ENOTSUP, "%s: this build has no region header support", sel);
-#else
+		return ivshmem_fail(EINVAL, "name: needs the region's name (name:NAME)");
 	devs = calloc(MAX_DEVICES, sizeof(*devs));
 	if (!devs)
 		return ivshmem_fail(ENOMEM, "out of memory");
@@ -486,52 +502,17 @@ static int resolve_name(const char *sel, const char *name, char *bdf, size_t len
 	free(devs);
 	if (matches == 0)
 		return ivshmem_fail(ENODEV,
-				    "%s: no ivshmem device has a region header named '%s' "
+				    "name:%s: no ivshmem device has a region header named '%s' "
 				    "(%d device%s checked; reading headers needs root or the driver)",
-				    sel, name, n, n == 1 ? "" : "s");
+				    name, name, n, n == 1 ? "" : "s");
 	if (matches > 1)
 		return ivshmem_fail(EEXIST,
-				    "%s: %d devices are named '%s' (%s, %s%s); select one by address",
-				    sel, matches, name, first, second, matches > 2 ? ", ..." : "");
+				    "name:%s: %d devices are named '%s' (%s, %s%s); select one by address",
+				    name, matches, name, first, second, matches > 2 ? ", ..." : "");
 	ret = snprintf(bdf, len, "%s", first) >= (int)len ? -ENAMETOOLONG : 0;
 	if (ret)
 		return ivshmem_fail(ENAMETOOLONG, "PCI address buffer too small");
 	return 0;
-#endif
-}
-
-int ivshmem_pci_resolve(const char *selector, char *bdf, size_t bdf_len)
-{
-	struct ivshmem_pci_dev dev;
-	const char *arg = selector;
-	int ret;
-
-	if (strncmp(selector, "index:", 6) == 0)
-		return resolve_index(selector, selector + 6, bdf, bdf_len);
-	if (strncmp(selector, "name:", 5) == 0)
-		return resolve_name(selector, selector + 5, bdf, bdf_len);
-	if (strncmp(selector, "pci:", 4) == 0)
-		arg = selector + 4;
-	else if (!strchr(selector, ':') && !looks_like_bdf(selector))
-		return ivshmem_fail(EINVAL,
-				    "'%s' is not a target (want a file path, file:PATH, server:SOCKET, "
-				    "pci:DDDD:BB:DD.F, BB:DD.F, index:N or name:NAME)",
-				    selector);
-	ret = ivshmem_pci_parse_bdf(arg, bdf, bdf_len);
-	if (ret < 0)
-		return ret;
-	/* Make sure it exists and is ours, so every backend gets a sane address. */
-	return ivshmem_pci_probe(bdf, &dev, 0);
-}
-
-int ivshmem_pci_find(const char *selector, struct ivshmem_pci_dev *dev, unsigned int flags)
-{
-	char bdf[32];
-	int ret = ivshmem_pci_resolve(selector, bdf, sizeof(bdf));
-
-	if (ret < 0)
-		return ret;
-	return ivshmem_pci_probe(bdf, dev, flags);
 }
 
 bool ivshmem_pci_present(const char *bdf)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The region layout: header, name and directory (docs/layout.md).
+ * lib/msg: the region layout: header, name and directory (docs/layout.md).
+ * Uses the public region API, core (errors) and format (the header bytes).
  *
  * Every read goes through ivshmem_read() into a local copy, so it is safe on
  * uncached mappings and every field is fetched exactly once before it is
@@ -9,7 +10,8 @@
  */
 #include "ivshmem/layout.h"
 
-#include "region_internal.h"
+#include "core/error.h"
+#include "format/layout_header.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -20,71 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Header field offsets (docs/layout.md). */
-enum {
-	H_MAGIC = 0,
-	H_VERSION = 8,
-	H_HEADER_SIZE = 12,
-	H_REGION_SIZE = 16,
-	H_DIR_OFFSET = 24,
-	H_DIR_ENTRY_SIZE = 28,
-	H_DIR_CAPACITY = 32,
-	H_FLAGS = 36,
-	H_DATA_OFFSET = 40,
-	H_FORMAT_ID = 48,
-	/* Directory entry fields, relative to the entry. */
-	E_NAME = 0,
-	E_TYPE = 32,
-	E_FLAGS = 36,
-	E_OFFSET = 40,
-	E_SIZE = 48,
-};
-
 #define LOCK_STALE_NS	2000000000LL	/* a lock held this long by one token is presumed dead */
 #define LOCK_GIVEUP_NS	10000000000LL	/* never wait longer than this for the lock */
 
-/* A validated snapshot of the header. */
-struct header {
-	uint64_t region_size;
-	uint32_t dir_capacity;
-	uint32_t flags;
-	uint64_t format_id;
-	char name[IVSHMEM_LAYOUT_NAME_LEN];
-};
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
 /* 1 valid (*h filled), 0 no header, <0 corrupt. The whole header is copied once. */
-static int read_header(const struct ivshmem_region *r, struct header *h, uint8_t *raw)
+static int read_header(const struct ivshmem_region *r, struct ivshmem_layout_header *h,
+		       uint8_t *raw)
 {
-	uint32_t version, hsize, dir_off, dir_esize, dir_cap;
-	uint64_t region_size, data_off;
 	int ret;
 
 	if (ivshmem_size(r) < IVSHMEM_LAYOUT_HEADER_SIZE)
@@ -92,39 +36,7 @@ static int read_header(const struct ivshmem_region *r, struct header *h, uint8_t
 	ret = ivshmem_read(r, 0, raw, IVSHMEM_LAYOUT_HEADER_SIZE);
 	if (ret < 0)
 		return ret;
-	if (memcmp(raw + H_MAGIC, IVSHMEM_LAYOUT_MAGIC, 8) != 0)
-		return 0;
-	version = get32(raw + H_VERSION);
-	hsize = get32(raw + H_HEADER_SIZE);
-	region_size = get64(raw + H_REGION_SIZE);
-	dir_off = get32(raw + H_DIR_OFFSET);
-	dir_esize = get32(raw + H_DIR_ENTRY_SIZE);
-	dir_cap = get32(raw + H_DIR_CAPACITY);
-	data_off = get64(raw + H_DATA_OFFSET);
-	if (version != IVSHMEM_LAYOUT_VERSION)
-		return ivshmem_fail(EPROTO, "corrupt layout header: unsupported version %" PRIu32
-				    " (this library knows %u)", version, IVSHMEM_LAYOUT_VERSION);
-	if (hsize != IVSHMEM_LAYOUT_HEADER_SIZE || dir_off != IVSHMEM_LAYOUT_DIR_OFFSET ||
-	    dir_esize != IVSHMEM_LAYOUT_DIR_ENTRY_SIZE || data_off != IVSHMEM_LAYOUT_HEADER_SIZE)
-		return ivshmem_fail(EBADMSG, "corrupt layout header: header size %" PRIu32
-				    ", directory at %" PRIu32 " with %" PRIu32 "-byte entries, data at %"
-				    PRIu64 " (want 4096, 256, 64, 4096)", hsize, dir_off, dir_esize,
-				    data_off);
-	if (dir_cap > IVSHMEM_LAYOUT_DIR_MAX)
-		return ivshmem_fail(EBADMSG, "corrupt layout header: %" PRIu32
-				    " directory slots (at most %u)", dir_cap, IVSHMEM_LAYOUT_DIR_MAX);
-	if (region_size < 2 * IVSHMEM_LAYOUT_HEADER_SIZE || region_size > ivshmem_size(r))
-		return ivshmem_fail(EBADMSG, "corrupt layout header: region size %" PRIu64
-				    " (mapped: %" PRIu64 ", minimum 8192)", region_size,
-				    ivshmem_size(r));
-	if (!memchr(raw + IVSHMEM_LAYOUT_NAME_OFFSET, 0, IVSHMEM_LAYOUT_NAME_LEN))
-		return ivshmem_fail(EBADMSG, "corrupt layout header: the name is not NUL-terminated");
-	h->region_size = region_size;
-	h->dir_capacity = dir_cap;
-	h->flags = get32(raw + H_FLAGS);
-	h->format_id = get64(raw + H_FORMAT_ID);
-	memcpy(h->name, raw + IVSHMEM_LAYOUT_NAME_OFFSET, IVSHMEM_LAYOUT_NAME_LEN);
-	return 1;
+	return ivshmem_layout_header_decode(raw, ivshmem_size(r), h);
 }
 
 static bool valid_name(const char *name, size_t max)
@@ -143,19 +55,19 @@ static bool valid_name(const char *name, size_t max)
  * Decode entry @i of a header snapshot: 1 in use and valid, 0 free,
  * <0 in use but invalid (*why says how). Overlaps are checked by the caller.
  */
-static int decode_entry(const struct header *h, const uint8_t *raw, unsigned int i,
+static int decode_entry(const struct ivshmem_layout_header *h, const uint8_t *raw, unsigned int i,
 			struct ivshmem_section *s, const char **why)
 {
 	const uint8_t *e = raw + IVSHMEM_LAYOUT_DIR_OFFSET + i * IVSHMEM_LAYOUT_DIR_ENTRY_SIZE;
 
 	memset(s, 0, sizeof(*s));
-	s->type = get32(e + E_TYPE);
+	s->type = ivshmem_get_le32(e + IVSHMEM_E_TYPE);
 	if (s->type == IVSHMEM_SECTION_FREE)
 		return 0;
-	memcpy(s->name, e + E_NAME, IVSHMEM_SECTION_NAME_LEN);
-	s->flags = get32(e + E_FLAGS);
-	s->offset = get64(e + E_OFFSET);
-	s->size = get64(e + E_SIZE);
+	memcpy(s->name, e + IVSHMEM_E_NAME, IVSHMEM_SECTION_NAME_LEN);
+	s->flags = ivshmem_get_le32(e + IVSHMEM_E_FLAGS);
+	s->offset = ivshmem_get_le64(e + IVSHMEM_E_OFFSET);
+	s->size = ivshmem_get_le64(e + IVSHMEM_E_SIZE);
 	s->slot = i;
 	if (!memchr(s->name, 0, IVSHMEM_SECTION_NAME_LEN) ||
 	    !valid_name(s->name, IVSHMEM_SECTION_NAME_LEN)) {
@@ -185,7 +97,7 @@ static bool overlaps(const struct ivshmem_section *a, const struct ivshmem_secti
  * All valid entries of a snapshot, in slot order. An entry overlapping an
  * earlier valid one is invalid. Returns the count; bad[] marks invalid slots.
  */
-static unsigned int decode_dir(const struct header *h, const uint8_t *raw,
+static unsigned int decode_dir(const struct ivshmem_layout_header *h, const uint8_t *raw,
 			       struct ivshmem_section *secs, int *bad, const char **whys)
 {
 	unsigned int n = 0;
@@ -223,7 +135,7 @@ static unsigned int decode_dir(const struct header *h, const uint8_t *raw,
 int ivshmem_layout_name(const struct ivshmem_region *r, char *name, size_t len)
 {
 	uint8_t raw[IVSHMEM_LAYOUT_HEADER_SIZE];
-	struct header h;
+	struct ivshmem_layout_header h;
 	int ret = read_header(r, &h, raw);
 
 	if (name && len)
@@ -266,7 +178,7 @@ int ivshmem_layout_print(const struct ivshmem_region *r, FILE *out)
 	const char *whys[IVSHMEM_LAYOUT_DIR_MAX];
 	int bad[IVSHMEM_LAYOUT_DIR_MAX];
 	char name[IVSHMEM_LAYOUT_NAME_LEN];
-	struct header h;
+	struct ivshmem_layout_header h;
 	unsigned int n, used = 0;
 	int ret = read_header(r, &h, raw);
 
@@ -335,14 +247,14 @@ int ivshmem_layout_format(struct ivshmem_region *r, const char *name)
 		return ivshmem_fail(ENOSPC, "region of %" PRIu64 " bytes is too small for a layout "
 				    "(at least 8192)", size);
 	memset(raw, 0, sizeof(raw));
-	put32(raw + H_VERSION, IVSHMEM_LAYOUT_VERSION);
-	put32(raw + H_HEADER_SIZE, IVSHMEM_LAYOUT_HEADER_SIZE);
-	put64(raw + H_REGION_SIZE, size);
-	put32(raw + H_DIR_OFFSET, IVSHMEM_LAYOUT_DIR_OFFSET);
-	put32(raw + H_DIR_ENTRY_SIZE, IVSHMEM_LAYOUT_DIR_ENTRY_SIZE);
-	put32(raw + H_DIR_CAPACITY, IVSHMEM_LAYOUT_DIR_MAX);
-	put64(raw + H_DATA_OFFSET, IVSHMEM_LAYOUT_HEADER_SIZE);
-	put64(raw + H_FORMAT_ID, random64());
+	ivshmem_put_le32(raw + IVSHMEM_H_VERSION, IVSHMEM_LAYOUT_VERSION);
+	ivshmem_put_le32(raw + IVSHMEM_H_HEADER_SIZE, IVSHMEM_LAYOUT_HEADER_SIZE);
+	ivshmem_put_le64(raw + IVSHMEM_H_REGION_SIZE, size);
+	ivshmem_put_le32(raw + IVSHMEM_H_DIR_OFFSET, IVSHMEM_LAYOUT_DIR_OFFSET);
+	ivshmem_put_le32(raw + IVSHMEM_H_DIR_ENTRY_SIZE, IVSHMEM_LAYOUT_DIR_ENTRY_SIZE);
+	ivshmem_put_le32(raw + IVSHMEM_H_DIR_CAPACITY, IVSHMEM_LAYOUT_DIR_MAX);
+	ivshmem_put_le64(raw + IVSHMEM_H_DATA_OFFSET, IVSHMEM_LAYOUT_HEADER_SIZE);
+	ivshmem_put_le64(raw + IVSHMEM_H_FORMAT_ID, random64());
 	memcpy(raw + IVSHMEM_LAYOUT_NAME_OFFSET, name, strlen(name));
 	/* Everything but the magic first, so a reader never sees a half-written header as valid. */
 	ret = ivshmem_write(r, 8, raw + 8, sizeof(raw) - 8);
@@ -359,7 +271,7 @@ int ivshmem_layout_list(const struct ivshmem_region *r, struct ivshmem_section *
 	struct ivshmem_section secs[IVSHMEM_LAYOUT_DIR_MAX];
 	const char *whys[IVSHMEM_LAYOUT_DIR_MAX];
 	int bad[IVSHMEM_LAYOUT_DIR_MAX];
-	struct header h;
+	struct ivshmem_layout_header h;
 	unsigned int n;
 	int ret = read_header(r, &h, raw);
 
@@ -459,7 +371,7 @@ int ivshmem_layout_add_locked(struct ivshmem_region *r, const char *name, uint32
 	struct ivshmem_section secs[IVSHMEM_LAYOUT_DIR_MAX], s;
 	const char *whys[IVSHMEM_LAYOUT_DIR_MAX];
 	int bad[IVSHMEM_LAYOUT_DIR_MAX];
-	struct header h;
+	struct ivshmem_layout_header h;
 	unsigned int n, slot;
 	uint64_t at;
 	uint8_t *e;
@@ -490,7 +402,7 @@ int ivshmem_layout_add_locked(struct ivshmem_region *r, const char *name, uint32
 		const uint8_t *p = raw + IVSHMEM_LAYOUT_DIR_OFFSET +
 				   slot * IVSHMEM_LAYOUT_DIR_ENTRY_SIZE;
 
-		if (!bad[slot] && get32(p + E_TYPE) == IVSHMEM_SECTION_FREE)
+		if (!bad[slot] && ivshmem_get_le32(p + IVSHMEM_E_TYPE) == IVSHMEM_SECTION_FREE)
 			break;
 	}
 	if (slot == h.dir_capacity)
@@ -527,12 +439,13 @@ int ivshmem_layout_add_locked(struct ivshmem_region *r, const char *name, uint32
 	e = (uint8_t *)ivshmem_base(r) + IVSHMEM_LAYOUT_DIR_OFFSET +
 	    slot * IVSHMEM_LAYOUT_DIR_ENTRY_SIZE;
 	memset(raw, 0, IVSHMEM_LAYOUT_DIR_ENTRY_SIZE);
-	memcpy(raw + E_NAME, s.name, IVSHMEM_SECTION_NAME_LEN);
-	put64(raw + E_OFFSET, s.offset);
-	put64(raw + E_SIZE, s.size);
-	memcpy(e, raw, E_TYPE);
-	memcpy(e + E_FLAGS, raw + E_FLAGS, IVSHMEM_LAYOUT_DIR_ENTRY_SIZE - E_FLAGS);
-	__atomic_store_n((uint32_t *)(e + E_TYPE), htole32(type), __ATOMIC_RELEASE);
+	memcpy(raw + IVSHMEM_E_NAME, s.name, IVSHMEM_SECTION_NAME_LEN);
+	ivshmem_put_le64(raw + IVSHMEM_E_OFFSET, s.offset);
+	ivshmem_put_le64(raw + IVSHMEM_E_SIZE, s.size);
+	memcpy(e, raw, IVSHMEM_E_TYPE);
+	memcpy(e + IVSHMEM_E_FLAGS, raw + IVSHMEM_E_FLAGS,
+	       IVSHMEM_LAYOUT_DIR_ENTRY_SIZE - IVSHMEM_E_FLAGS);
+	__atomic_store_n((uint32_t *)(e + IVSHMEM_E_TYPE), htole32(type), __ATOMIC_RELEASE);
 	*out = s;
 	return 0;
 }

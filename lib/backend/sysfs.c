@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/backend: uses core, proto, guest.
+ *
  * Guest sysfs backend: mmap /sys/bus/pci/devices/BDF/resource2 (the shared
  * memory) and resource0 (the registers). No driver is needed, but:
  *  - the kernel maps resourceN uncached (UC- on x86, device memory on arm64),
@@ -11,10 +13,11 @@
  *  - when the device is hot-removed the kernel revokes the mapping and the
  *    next access raises SIGBUS (see docs/guest.md).
  */
-#include "region_internal.h"
+#include "backend/backends.h"
+#include "core/error.h"
 
 #include "ivshmem/iomem.h"
-#include "pci_internal.h"
+#include "guest/pci_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/backend: uses core, proto, guest.
+ *
  * Host file backend: any mmap-able file (/dev/shm/NAME as QEMU's
  * memory-backend-file uses it, a hugetlbfs file, a plain file). No doorbell,
  * no interrupts: users of such a region poll.
  */
-#include "region_internal.h"
+#include "backend/backends.h"
+#include "core/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

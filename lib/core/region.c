@@ -1,38 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
- * The backend-independent half of a region: target parsing, backend choice,
- * error messages, bounds-checked copies and waiting on event fds.
+ * lib/core: the backend-independent half of a region object: accessors,
+ * dispatch to the backend's ops, bounds-checked copies and waiting on event
+ * fds. Uses only core (errors, iomem). Opening is lib/open's job.
  */
-#include "region_internal.h"
+#include "core/region_internal.h"
 
+#include "core/error.h"
 #include "ivshmem/iomem.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static __thread char last_error[512] = "no error";
-
-const char *ivshmem_errmsg(void)
-{
-	return last_error;
-}
-
-int ivshmem_fail(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-	return -err;
-}
 
 static const char *const backend_names[] = {
 	[IVSHMEM_BACKEND_AUTO] = "auto",     [IVSHMEM_BACKEND_FILE] = "file",
@@ -59,130 +43,6 @@ int ivshmem_backend_parse(const char *name, enum ivshmem_backend *out)
 	return ivshmem_fail(EINVAL,
 			    "unknown backend '%s' (auto, file, server, driver, sysfs, vfio, devmem)",
 			    name);
-}
-
-static bool has_prefix(const char *s, const char *prefix, const char **rest)
-{
-	size_t n = strlen(prefix);
-
-	if (strncmp(s, prefix, n) != 0)
-		return false;
-	*rest = s + n;
-	return true;
-}
-
-/* The guest order: cacheable with interrupts first, raw physical access last. */
-static int open_guest(struct ivshmem_region *r, const char *bdf, const struct ivshmem_open_opts *o)
-{
-	static int (*const order[])(struct ivshmem_region *, const char *,
-				    const struct ivshmem_open_opts *) = {
-		ivshmem_driver_open,
-		ivshmem_sysfs_open,
-		ivshmem_vfio_open,
-		ivshmem_devmem_open,
-	};
-	char why[sizeof(last_error)] = "";
-	int ret = -ENODEV;
-
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		ret = order[i](r, bdf, o);
-		if (ret == 0)
-			return 0;
-		size_t used = strlen(why);
-
-		/* Keep every backend's reason; a cut-off tail is acceptable. */
-		if (snprintf(why + used, sizeof(why) - used, "%s%s", used ? "; " : "",
-			     last_error) < 0)
-			break;
-	}
-	return ivshmem_fail(-ret, "%s: no backend could open it: %s", bdf, why);
-}
-
-static int open_target(struct ivshmem_region *r, const char *target,
-		       const struct ivshmem_open_opts *o)
-{
-	enum ivshmem_backend want = o->backend;
-	const char *rest;
-	char bdf[32];
-	struct stat st;
-	int ret;
-
-	if (has_prefix(target, "file:", &rest)) {
-		if (want != IVSHMEM_BACKEND_AUTO && want != IVSHMEM_BACKEND_FILE)
-			return ivshmem_fail(EINVAL, "%s: a file target needs the file backend", target);
-		return ivshmem_file_open(r, rest, o);
-	}
-	if (has_prefix(target, "server:", &rest)) {
-		if (want != IVSHMEM_BACKEND_AUTO && want != IVSHMEM_BACKEND_SERVER)
-			return ivshmem_fail(EINVAL, "%s: a server target needs the server backend",
-					    target);
-		return ivshmem_server_open(r, rest, o);
-	}
-	if (want == IVSHMEM_BACKEND_FILE)
-		return ivshmem_file_open(r, target, o);
-	if (want == IVSHMEM_BACKEND_SERVER)
-		return ivshmem_server_open(r, target, o);
-
-	/*
-	 * A path: a socket is a server, a char device our driver, else a file.
-	 * A relative path that exists wins over a PCI selector look-alike
-	 * ("00:10.0" in the current directory); a pci:/index:/name: prefix
-	 * always means a selector.
-	 */
-	if (target[0] == '/' || target[0] == '.' ||
-	    (!has_prefix(target, "pci:", &rest) && !has_prefix(target, "index:", &rest) &&
-	     !has_prefix(target, "name:", &rest) && stat(target, &st) == 0)) {
-		if (stat(target, &st) == 0 && S_ISSOCK(st.st_mode) && want == IVSHMEM_BACKEND_AUTO)
-			return ivshmem_server_open(r, target, o);
-		if (stat(target, &st) == 0 && S_ISCHR(st.st_mode))
-			return ivshmem_driver_open(r, target, o);
-		if (want != IVSHMEM_BACKEND_AUTO)
-			return ivshmem_fail(EINVAL, "%s: backend %s needs a PCI device selector",
-					    target, ivshmem_backend_name(want));
-		return ivshmem_file_open(r, target, o);
-	}
-
-	ret = ivshmem_pci_resolve(target, bdf, sizeof(bdf));
-	if (ret < 0)
-		return ret;
-	switch (want) {
-	case IVSHMEM_BACKEND_AUTO:
-		return open_guest(r, bdf, o);
-	case IVSHMEM_BACKEND_DRIVER:
-		return ivshmem_driver_open(r, bdf, o);
-	case IVSHMEM_BACKEND_SYSFS:
-		return ivshmem_sysfs_open(r, bdf, o);
-	case IVSHMEM_BACKEND_VFIO:
-		return ivshmem_vfio_open(r, bdf, o);
-	case IVSHMEM_BACKEND_DEVMEM:
-		return ivshmem_devmem_open(r, bdf, o);
-	default:
-		return ivshmem_fail(EINVAL, "backend %s cannot open %s", ivshmem_backend_name(want),
-				    target);
-	}
-}
-
-int ivshmem_open(struct ivshmem_region **out, const char *target,
-		 const struct ivshmem_open_opts *opts)
-{
-	static const struct ivshmem_open_opts defaults;
-	struct ivshmem_region *r;
-	int ret;
-
-	*out = NULL;
-	if (!target || !*target)
-		return ivshmem_fail(EINVAL, "no target given");
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return ivshmem_fail(ENOMEM, "out of memory");
-	r->own_id = -1;
-	ret = open_target(r, target, opts ? opts : &defaults);
-	if (ret < 0) {
-		free(r);
-		return ret;
-	}
-	*out = r;
-	return 0;
 }
 
 void ivshmem_close(struct ivshmem_region *r)

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
+ * lib/guest: uses core.
+ *
  * Removal-safe copies for guest regions (ivshmem_read_checked/_write_checked).
  *
  * When a PCI device is hot-removed the kernel revokes sysfs resource
@@ -14,10 +16,11 @@
  * outside a checked copy is passed on to the handler that was there before
  * (or the default action, which kills the process as it would have anyway).
  */
-#include "region_internal.h"
+#include "core/region_internal.h"
+#include "core/error.h"
 
 #include "ivshmem/pci.h"
-#include "pci_internal.h"
+#include "guest/pci_internal.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
+/* lib/core (uses errors): size and number parsing for the library, the server and the tools. */
 #include "ivshmem/util.h"
 
-#include "region_internal.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <errno.h>
