@@ -4,7 +4,7 @@
 #   ./test.sh                 everything (what CI runs)
 #   ./test.sh unit host vm    only these stages
 #
-# Stages: deps build install kmod unit asan tsan fuzz arm64 vm
+# Stages: deps build install kmod unit asan tsan fuzz arm64 vm vm-arm64
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 # Logs: build-logs/<stage>.log. Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead
 # of TCG; IVSHMEM_FUZZ_SECONDS sets each fuzz target's time (default 20).
@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 . scripts/lib.sh
 
-all_stages=(deps build install kmod unit asan tsan fuzz arm64 vm)
+all_stages=(deps build install kmod unit asan tsan fuzz arm64 vm vm-arm64)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
 		case " ${all_stages[*]} " in *" $s "*) ;; *)
@@ -120,10 +120,13 @@ if want deps; then
 	check "install Debian packages" deps bash scripts/deps.sh || {
 		echo "0 passed, 1 failed"; exit 1; }
 	check "fetch guest kernel (linux-image-amd64) and headers" guest-kernel bash scripts/guest-kernel.sh
+	check "fetch guest kernel 6.12 (bookworm-backports) and headers" guest-kernel-backports \
+		bash scripts/guest-kernel.sh backports
+	check "fetch arm64 guest kernel, headers and busybox" guest-kernel-arm64 bash scripts/guest-kernel.sh arm64
 fi
 
 build_ok=0
-if want build || want unit || want vm || want install || want kmod; then
+if want build || want unit || want vm || want vm-arm64 || want install || want kmod; then
 	check "build (gcc, -Wall -Wextra -Werror)" build \
 		bash -c "$(declare -f setup); setup build -Dwerror=true && ninja -C build" && build_ok=1
 fi
@@ -139,6 +142,9 @@ if want kmod; then
 		record "ivshmem.ko build (scripts/build-kmod.sh missing)" FAIL
 	fi
 	check "dkms add + build of kernel/ for the guest kernel" dkms bash scripts/check-dkms.sh
+	check "ivshmem.ko against 6.12's linux-headers (bookworm-backports)" kmod-backports \
+		bash scripts/build-kmod.sh build backports
+	check "dkms add + build of kernel/ for 6.12" dkms-backports bash scripts/check-dkms.sh backports
 	if [ -x scripts/checkpatch.sh ]; then
 		check "checkpatch.pl --strict on kernel/ and the uapi header" checkpatch bash scripts/checkpatch.sh
 	else
@@ -184,6 +190,13 @@ fi
 
 if want vm && [ $build_ok = 1 ]; then
 	suite vm build --suite vm
+fi
+
+if want vm-arm64 && [ $build_ok = 1 ]; then
+	check "aarch64 guest: static tools and ivshmem.ko cross-built" build-vm-arm64 bash -c "$(declare -f setup); \
+		setup build-vm-arm64 --cross-file scripts/cross/aarch64-linux-gnu.ini -Dguest_static=true \
+		&& ninja -C build-vm-arm64 tools/ivshmem.static && bash scripts/build-kmod.sh build-vm-arm64 arm64" &&
+		suite vm-arm64 build --suite vm-arm64
 fi
 
 elapsed=$(($(date +%s) - t_start))

@@ -240,7 +240,7 @@ static void pair_init(struct pair *p, size_t size, uint64_t count, int mode)
 	for (int i = 0; i < 2; i++) {
 		p->ctrl[i] = xalloc(IVSHMEM_RING_CTRL_SIZE);
 		p->data[i] = xalloc(cap);
-		ivshmem_ring_format(p->ctrl[i]);
+		ivshmem_ring_format(p->ctrl[i], p->data[i]);
 		p->efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	p->src = xalloc(size + 1);

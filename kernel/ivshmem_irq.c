@@ -15,6 +15,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
+#include "ivshmem_compat.h"
 #include "ivshmem_priv.h"
 
 static irqreturn_t ivshmem_irq(int irq, void *arg)
@@ -25,7 +26,7 @@ static irqreturn_t ivshmem_irq(int irq, void *arg)
 	wake_up_all(&v->wait);
 	spin_lock(&v->lock);
 	if (v->trigger)
-		eventfd_signal(v->trigger, 1);
+		eventfd_signal(v->trigger);
 	if (v->cb)
 		v->cb(v->cb_data, v->index);
 	spin_unlock(&v->lock);

@@ -21,8 +21,8 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <asm/unaligned.h>
 
+#include "ivshmem_compat.h"
 #include "ivshmem_priv.h"
 
 #define IVSHMEM_MAX_DEVICES	256
@@ -130,7 +130,7 @@ static int ivshmem_mmap(struct file *filp, struct vm_area_struct *vma)
 	} else if (vma->vm_pgoff >= pages || (len >> PAGE_SHIFT) > pages - vma->vm_pgoff) {
 		ret = -EINVAL;
 	} else {
-		vma->vm_flags |= VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
+		vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
 		vma->vm_ops = &ivshmem_vm_ops;
 	}
 	up_read(&idev->lock);
@@ -217,7 +217,7 @@ static const struct file_operations ivshmem_fops = {
 	.mmap = ivshmem_mmap,
 	.unlocked_ioctl = ivshmem_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
-	.llseek = no_llseek,
+	/* no .llseek: stream_open() makes lseek fail with -ESPIPE */
 };
 
 /* ---- sysfs: /sys/class/ivshmem/ivshmemN/ ------------------------------------ */
@@ -555,7 +555,7 @@ static int __init ivshmem_init(void)
 	ret = cdev_add(&ivshmem_cdev, ivshmem_devt, IVSHMEM_MAX_DEVICES);
 	if (ret)
 		goto err_region;
-	ivshmem_class = class_create(THIS_MODULE, "ivshmem");
+	ivshmem_class = class_create("ivshmem");
 	if (IS_ERR(ivshmem_class)) {
 		ret = PTR_ERR(ivshmem_class);
 		goto err_cdev;

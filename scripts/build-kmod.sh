@@ -1,37 +1,61 @@
 #!/bin/bash
-# Build ivshmem.ko out of tree against the GUEST kernel's headers (the Debian
-# kernel the VM rig boots, .cache/guest-kernel/current), not the host's.
-#   scripts/build-kmod.sh [BUILD_DIR]      -> BUILD_DIR/kernel/ivshmem.ko
-# The sources are copied to BUILD_DIR/kernel first (the same layout dkms
-# uses), so the source tree stays clean. KDIR=... overrides the headers.
+# Build ivshmem.ko out of tree against a GUEST kernel's headers (a Debian kernel the
+# VM rig boots, fetched by scripts/guest-kernel.sh), not the host's.
+#   scripts/build-kmod.sh [BUILD_DIR [KERNEL]]
+#     KERNEL current (default)  -> BUILD_DIR/kernel/ivshmem.ko       (Debian 12's 6.1)
+#            backports          -> BUILD_DIR/kernel-backports/       (bookworm-backports' 6.12)
+#            arm64              -> BUILD_DIR/kernel-arm64/           (cross-built: ARCH=arm64,
+#                                  CROSS_COMPILE=aarch64-linux-gnu-)
+# The sources are copied to the output dir first (the same layout dkms uses), so the
+# source tree stays clean. KDIR=... overrides the headers.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 
 build=${1:-build}
+name=${2:-current}
 case $build in /*) ;; *) build=$top/$build ;; esac
+case $name in
+current) out=$build/kernel ;;
+backports | arm64) out=$build/kernel-$name ;;
+*) die "usage: $0 [BUILD_DIR [current|backports|arm64]]" ;;
+esac
 
-if [ -z "${KDIR:-}" ]; then
-	cur=$top/.cache/guest-kernel/current
-	[ -e "$cur" ] || die "no guest kernel at $cur
-  fix: run scripts/guest-kernel.sh (it fetches the Debian kernel the VM rig boots)"
+cur=$top/.cache/guest-kernel/$name
+kver=
+if [ -e "$cur" ]; then
 	kver=$(readlink "$cur")
 	kver=${kver##*/}
-	KDIR=/usr/src/linux-headers-$kver
+fi
+if [ -z "${KDIR:-}" ]; then
+	[ -n "$kver" ] || die "no guest kernel at $cur
+  fix: run scripts/guest-kernel.sh $name (it fetches the Debian kernel the VM rig boots)"
+	if [ "$name" = current ]; then
+		KDIR=/usr/src/linux-headers-$kver
+		fix="apt-get install linux-headers-$kver"
+	else
+		KDIR=$top/.cache/guest-kernel/$kver/usr/src/linux-headers-$kver
+		fix="scripts/guest-kernel.sh $name"
+	fi
 	[ -f "$KDIR/Makefile" ] || die "no headers for the guest kernel $kver at $KDIR
-  fix: apt-get install linux-headers-$kver (or set KDIR=/path/to/headers)"
+  fix: $fix (or set KDIR=/path/to/headers)"
 fi
 [ -f "$KDIR/Makefile" ] || die "KDIR=$KDIR is not a kernel build tree (no Makefile)"
+kmake=(make -C "$KDIR" W=1)
+if grep -q '^override ARCH = arm64' "$KDIR/.kernelvariables" 2>/dev/null && [ "$(uname -m)" != aarch64 ]; then
+	command -v aarch64-linux-gnu-gcc >/dev/null ||
+		die "aarch64-linux-gnu-gcc is missing; fix: apt-get install gcc-aarch64-linux-gnu"
+	kmake+=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+fi
 command -v make >/dev/null || die "make is missing; fix: apt-get install make"
 
-out=$build/kernel
 mkdir -p "$out/include/linux" "$out/include/uapi/linux"
 cp "$top"/kernel/Kbuild "$top"/kernel/Makefile "$top"/kernel/*.c "$top"/kernel/*.h "$out/"
 cp "$top"/kernel/include/linux/*.h "$out/include/linux/"
 cp "$top"/include/uapi/linux/ivshmem.h "$out/include/uapi/linux/"
 
 log "building ivshmem.ko against $KDIR"
-if ! bounded 600 make -C "$KDIR" M="$out" W=1 modules >"$out/build.log" 2>&1; then
+if ! bounded 600 "${kmake[@]}" M="$out" modules >"$out/build.log" 2>&1; then
 	cat "$out/build.log" >&2
 	die "ivshmem.ko failed to build against $KDIR (log: $out/build.log)"
 fi
@@ -47,7 +71,7 @@ kapi=$out/kapi-test
 mkdir -p "$kapi"
 cp "$top"/tests/vm/guest/ivshmem_kapi_test.c "$kapi/"
 printf 'obj-m := ivshmem_kapi_test.o\nccflags-y := -I$(src)/../include\n' >"$kapi/Kbuild"
-if ! bounded 600 make -C "$KDIR" M="$kapi" W=1 KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
+if ! bounded 600 "${kmake[@]}" M="$kapi" KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
 	modules >"$kapi/build.log" 2>&1 || grep -Ei 'warning|error:' "$kapi/build.log" >&2; then
 	cat "$kapi/build.log" >&2
 	die "the in-kernel API test module failed to build (log: $kapi/build.log)"

@@ -1,18 +1,27 @@
 #!/bin/bash
 # Prove kernel/dkms.conf works: `dkms add` + `dkms build` of our source tree for
-# the guest kernel, in throw-away source and DKMS trees (no module is installed
+# a guest kernel, in throw-away source and DKMS trees (no module is installed
 # into the host's /usr/src or /lib/modules; dkms may create its own signing key
 # in /var/lib/dkms, as it does on first use).
+#   scripts/check-dkms.sh [KERNEL]   current (default: Debian 12's 6.1, headers installed)
+#                                    backports (6.12, headers unpacked by guest-kernel.sh)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 
 command -v dkms >/dev/null || die "dkms is missing; fix: apt-get install dkms (or run scripts/deps.sh)"
-cur=$top/.cache/guest-kernel/current
-[ -e "$cur" ] || die "no guest kernel; fix: run scripts/guest-kernel.sh"
+name=${1:-current}
+cur=$top/.cache/guest-kernel/$name
+[ -e "$cur" ] || die "no guest kernel at $cur; fix: run scripts/guest-kernel.sh $name"
 kver=$(basename "$(readlink "$cur")")
-[ -e "/lib/modules/$kver/build/Makefile" ] ||
-	die "no /lib/modules/$kver/build; fix: apt-get install linux-headers-$kver"
+if [ "$name" = current ]; then
+	kdir=/lib/modules/$kver/build
+	fix="apt-get install linux-headers-$kver"
+else
+	kdir=$top/.cache/guest-kernel/$kver/usr/src/linux-headers-$kver
+	fix="scripts/guest-kernel.sh $name"
+fi
+[ -e "$kdir/Makefile" ] || die "no headers for $kver at $kdir; fix: $fix"
 version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$top/kernel/dkms.conf")
 
 tmp=$(mktemp -d)
@@ -21,7 +30,7 @@ make -s -C "$top/kernel" dkms-source DKMS_DIR="$tmp/src/ivshmem-$version"
 mkdir -p "$tmp/dkms"
 dk=(dkms --sourcetree "$tmp/src" --dkmstree "$tmp/dkms")
 bounded 60 "${dk[@]}" add -m ivshmem -v "$version"
-bounded 600 "${dk[@]}" build -m ivshmem -v "$version" -k "$kver" ||
+bounded 600 "${dk[@]}" build -m ivshmem -v "$version" -k "$kver" --kernelsourcedir "$kdir" ||
 	die "dkms build failed; log: $(find "$tmp/dkms" -name make.log -exec cat {} + | tail -n 30)"
 ko=$(find "$tmp/dkms/ivshmem/$version/$kver" -name 'ivshmem.ko*' | head -n 1)
 [ -n "$ko" ] || die "dkms build left no ivshmem.ko"

@@ -10,6 +10,10 @@ packages=(
 	gcc libc6-dev make meson ninja-build pkg-config python3 libsystemd-dev
 	# VM rig: QEMU, the initramfs, our module's build
 	qemu-system-x86 busybox-static cpio kmod perl dkms
+	# the aarch64 guest (tests/vm/test_arm64.py) and module builds for 6.12 (its linux-kbuild needs pahole)
+	qemu-system-arm pahole
+	# libvirt as Debian ships it (libvirtd, virtlogd, virsh, the libvirt-qemu user): tests/vm/test_libvirt.py
+	libvirt-daemon-system libvirt-clients
 	# sanitizers, TSan and libFuzzer (clang), ck_ring baseline, arm64 cross-compile check
 	clang libclang-rt-14-dev llvm libck-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )

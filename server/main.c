@@ -17,11 +17,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,19 +37,23 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#define DEFAULT_PID_FILE	"/var/run/ivshmem-server.pid"
+#define DEFAULT_PID_FILE	"/var/run/ivshmem-server.pid"	/* with the default socket */
+#define PID_FILE_DIR		"/var/run"
 #define DEFAULT_SOCKET		"/tmp/ivshmem_socket"
 #define DEFAULT_SHM_NAME	"ivshmem"
 #define DEFAULT_SIZE		(4ull << 20)
 #define DEFAULT_MAX_QUEUE	16384
 #define MIN_SIZE		4096ull
 
-/* Exit codes: 0 ok, 1 runtime failure, 2 bad usage (as the tools do). */
+/*
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad usage, as all our tools. QEMU's
+ * server exits 1 for both; a deliberate difference (docs/server.md).
+ */
 #define EXIT_USAGE 2
 
 enum {
 	OPT_MEMFD = 256, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_SHM_MODE, OPT_SHM_GROUP,
-	OPT_MAX_PEERS, OPT_MAX_QUEUE, OPT_LOG, OPT_VERSION,
+	OPT_MAX_PEERS, OPT_MAX_QUEUE, OPT_LOG, OPT_VERSION, OPT_KEEP_SHM,
 };
 
 static const struct option long_opts[] = {
@@ -58,6 +65,7 @@ static const struct option long_opts[] = {
 	{ "shm-name", required_argument, NULL, 'M' },
 	{ "shm-dir", required_argument, NULL, 'm' },
 	{ "memfd", no_argument, NULL, OPT_MEMFD },
+	{ "keep-shm", no_argument, NULL, OPT_KEEP_SHM },
 	{ "size", required_argument, NULL, 'l' },
 	{ "vectors", required_argument, NULL, 'n' },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
@@ -82,17 +90,22 @@ static void usage(FILE *f)
 "  -h, --help              show this help and exit\n"
 "  -v, --verbose           also log debug messages (greeting sizes, full sockets)\n"
 "  -F, --foreground        do not daemonize (the default is to daemonize)\n"
-"  -p, --pid-file PATH     pid file, written when daemonized or when given\n"
-"                          (default " DEFAULT_PID_FILE ")\n"
+"  -p, --pid-file PATH     pid file of the daemon, kept at exit (ignored with -F);\n"
+"                          default " DEFAULT_PID_FILE " with the default socket,\n"
+"                          else " PID_FILE_DIR "/ivshmem-server-SOCKET.pid (SOCKET: its\n"
+"                          absolute path, '/' as '-', like systemd-escape --path)\n"
 "  -S, --socket PATH       UNIX socket to listen on (default " DEFAULT_SOCKET ")\n"
-"  -M, --shm-name NAME     POSIX shared memory object /dev/shm/NAME (default '" DEFAULT_SHM_NAME "')\n"
+"  -M, --shm-name NAME     POSIX shared memory object /dev/shm/NAME (default '" DEFAULT_SHM_NAME "');\n"
+"                          removed at exit; an existing one is used only if it is ours\n"
 "  -m, --shm-dir DIR       create an unlinked file in DIR instead (e.g. a hugetlbfs mount)\n"
-"  -l, --size SIZE         shared memory size, K/M/G/T suffixes (default 4M); rounded up\n"
-"                          to a power of two, which QEMU requires\n"
-"  -n, --vectors N         interrupt vectors per peer, 1..%d (default 1)\n"
+"  -l, --size SIZE         shared memory size: bytes, or with a K/M/G/T/P/E suffix, with\n"
+"                          decimals (1.5M) (default 4M); rounded up to a power of two,\n"
+"                          which QEMU requires\n"
+"  -n, --vectors N         interrupt vectors per peer, 0..%d (default 1)\n"
 "\n"
 "Extras:\n"
 "      --memfd             back the memory with a sealed memfd (no peer can resize it)\n"
+"      --keep-shm          leave /dev/shm/NAME behind at exit\n"
 "      --socket-mode MODE  octal mode of the socket (default 0600)\n"
 "      --socket-group GRP  group of the socket (name or number)\n"
 "      --shm-mode MODE     octal mode of the shared memory (default 0600)\n"
@@ -154,10 +167,57 @@ static unsigned int parse_count(const char *opt, const char *s, uint64_t min, ui
 	return (unsigned int)v;
 }
 
+/*
+ * Sizes as QEMU's qemu_strtosz() reads them (its server's -l): decimal bytes
+ * or 0x hex; or decimal with an optional fraction and one of B K M G T P E
+ * (any case, powers of 1024): "1.5M" is 1572864 bytes, a fraction of a byte
+ * rounds down. Also "KiB"/"KB" forms, as our other tools take them.
+ */
+static int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "BKMGTPE";
+	unsigned __int128 v = 0, frac = 0, scale = 1;
+	const char *p = s, *u;
+	unsigned int shift;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		return ivshmem_parse_uint(s, UINT64_MAX, out) == 0 ? 0 : -EINVAL;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned int)(*p - '0');
+		if (v > UINT64_MAX)
+			return -ERANGE;
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (scale < (unsigned __int128)1000000000000000000ull) {
+				frac = frac * 10 + (unsigned int)(*p - '0');
+				scale *= 10;
+			}
+		}
+	}
+	u = !*p ? units : (*p & ~0x20) ? strchr(units, *p & ~0x20) : NULL;
+	if (!u)
+		return -EINVAL;
+	shift = (unsigned int)(u - units) * 10;
+	if (*p)
+		p++;
+	if (shift && (strcasecmp(p, "iB") == 0 || strcasecmp(p, "B") == 0))
+		p += strlen(p);
+	if (*p || (!shift && frac))
+		return -EINVAL;	/* "1.5" alone: QEMU wants a unit with a fraction too */
+	v = (v << shift) + ((frac << shift) / scale);
+	if (v > UINT64_MAX)
+		return -ERANGE;
+	*out = (uint64_t)v;
+	return 0;
+}
+
 struct options {
 	struct server_config cfg;
 	const char *pid_file;
-	bool pid_file_given, foreground, verbose, log_given;
+	bool pid_file_given, foreground, verbose, log_given, memfd_given, shm_given;
 	enum log_target log;
 };
 
@@ -185,22 +245,35 @@ static void parse_args(int argc, char **argv, struct options *o)
 			cfg->socket_path = optarg;
 			break;
 		case 'M':
+			/* As in QEMU's server (and shm_open()), the last of -M and -m wins. */
 			cfg->shm_kind = SHM_POSIX;
-			cfg->shm_path = optarg;
+			/* "/name" is the POSIX spelling of the same object. */
+			cfg->shm_path = optarg + strspn(optarg, "/");
+			o->shm_given = true;
 			break;
 		case 'm':
 			cfg->shm_kind = SHM_DIR;
 			cfg->shm_path = optarg;
+			o->shm_given = true;
 			break;
 		case OPT_MEMFD:
-			cfg->shm_kind = SHM_MEMFD;
+			o->memfd_given = true;
 			break;
-		case 'l':
-			if (ivshmem_parse_size(optarg, &cfg->shm_size) < 0)
-				usage_error("-l: %s", ivshmem_errmsg());
+		case OPT_KEEP_SHM:
+			cfg->keep_shm = true;
 			break;
+		case 'l': {
+			int err = parse_size(optarg, &cfg->shm_size);
+
+			if (err == -ERANGE)
+				usage_error("-l: size '%s' is too large", optarg);
+			if (err < 0)
+				usage_error("-l: '%s' is not a size (e.g. 4096, 0x1000, 64K, 1.5M, 1G)",
+					    optarg);
+			break;
+		}
 		case 'n':
-			cfg->vectors = parse_count("-n", optarg, 1, IVSHMEM_MAX_VECTORS);
+			cfg->vectors = parse_count("-n", optarg, 0, IVSHMEM_MAX_VECTORS);
 			break;
 		case OPT_SOCKET_MODE:
 			cfg->socket_mode = parse_mode("--socket-mode", optarg);
@@ -245,10 +318,17 @@ static void parse_args(int argc, char **argv, struct options *o)
 			exit(EXIT_USAGE);
 		}
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
+	/* QEMU's server ignores operands; so do we, but say so. */
+	for (int i = optind; i < argc; i++)
+		fprintf(stderr, "ivshmem-server: warning: ignoring argument '%s' (options only)\n",
+			argv[i]);
+	if (o->memfd_given && o->shm_given)
+		usage_error("--memfd cannot be combined with -M or -m: choose one backing");
+	if (o->memfd_given)
+		cfg->shm_kind = SHM_MEMFD;
 	if (cfg->shm_kind == SHM_POSIX && (!*cfg->shm_path || strchr(cfg->shm_path, '/')))
-		usage_error("-M: '%s' is not a POSIX shm name (no '/', not empty)", cfg->shm_path);
+		usage_error("-M: '%s' is not a POSIX shm name (a leading '/' is fine, no other)",
+			    cfg->shm_path);
 	if (cfg->shm_size < MIN_SIZE)
 		usage_error("-l: %llu bytes is too small (at least %llu)",
 			    (unsigned long long)cfg->shm_size, MIN_SIZE);
@@ -258,8 +338,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 
 /*
  * Fork twice and detach. The original process exits only once the daemon
- * reports (through a pipe) that it wrote its pid file, so scripts that start
- * the server can rely on the pid file and socket existing.
+ * reports (through a pipe) that it is ready, 0 then, 1 if the daemon failed
+ * first; until then the daemon's stderr is still the caller's, so start-up
+ * errors reach the terminal. Paths were made absolute before: it chdir()s to /.
  */
 static int daemonize(int *ready_fd)
 {
@@ -286,16 +367,68 @@ static int daemonize(int *ready_fd)
 		_exit(0);
 	if (chdir("/") < 0)
 		return -1;
+	*ready_fd = pipefd[1];
+	return 0;
+}
+
+/* Ready: tell the waiting parent, then let go of its terminal. */
+static void detach(int *ready_fd)
+{
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
+	if (write(*ready_fd, "", 1) != 1)
+		log_msg(LOG_WARNING, "cannot tell the parent we are ready");
+	close(*ready_fd);
+	*ready_fd = -1;
 	if (null >= 0) {
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(null, 2);
 		close(null);
 	}
-	*ready_fd = pipefd[1];
-	return 0;
+}
+
+/* @path made absolute against the working directory now (NULL: out of memory). */
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *abs;
+
+	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return strdup(path);
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return abs;
+}
+
+/*
+ * The daemon's pid file when -p is not given: QEMU's default for QEMU's
+ * default socket, else one per socket, so two daemons never share one.
+ */
+static char *default_pid_file(const char *socket_abs)
+{
+	char *out, *q;
+
+	if (strcmp(socket_abs, DEFAULT_SOCKET) == 0)
+		return strdup(DEFAULT_PID_FILE);
+	out = malloc(sizeof(PID_FILE_DIR "/ivshmem-server-.pid") + 4 * strlen(socket_abs));
+	if (!out)
+		return NULL;
+	q = out + sprintf(out, PID_FILE_DIR "/ivshmem-server-");
+	/* systemd-escape --path: drop the leading '/', '/' -> '-', others as \xNN. */
+	for (const char *start = socket_abs + strspn(socket_abs, "/"), *p = start; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch == '/')
+			*q++ = '-';
+		else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			 (ch >= '0' && ch <= '9') || ch == '_' || (ch == '.' && p != start))
+			*q++ = (char)ch;
+		else
+			q += sprintf(q, "\\x%02x", ch);
+	}
+	strcpy(q, ".pid");
+	return out;
 }
 
 static int write_pid_file(const char *path)
@@ -312,6 +445,24 @@ static int write_pid_file(const char *path)
 	}
 	close(fd);
 	return 0;
+}
+
+/*
+ * The kernel refuses to pass more fds than RLIMIT_NOFILE that are sent and
+ * not yet read (per user): use all the hard limit allows.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_msg(LOG_DEBUG, "RLIMIT_NOFILE raised from %llu to %llu",
+				(unsigned long long)was, (unsigned long long)rl.rlim_max);
+	}
 }
 
 /* Socket activation: 1 and the fd if systemd passed one, 0 if not, -1 on error. */
@@ -404,11 +555,11 @@ int main(int argc, char **argv)
 			.max_queue = DEFAULT_MAX_QUEUE,
 			.listen_fd = -1,
 		},
-		.pid_file = DEFAULT_PID_FILE,
 	};
 	struct server_config *cfg = &o.cfg;
 	int listen_fd = -1, shm_fd, signal_fd, ready_fd = -1, activated, ret;
-	bool own_socket = false, pid_written = false;
+	char *socket_abs = NULL, *pid_file = NULL;
+	bool own_socket = false, started = false;
 	uint64_t requested;
 	sigset_t sigs;
 
@@ -429,6 +580,20 @@ int main(int argc, char **argv)
 		format_size(b, sizeof(b), cfg->shm_size);
 		log_msg(LOG_NOTICE, "size %s rounded up to %s: QEMU needs a power of two", a, b);
 	}
+	if (o.foreground && o.pid_file_given)
+		log_msg(LOG_NOTICE, "-p %s ignored: a pid file is written only when daemonized "
+			"(as QEMU's server does)", o.pid_file);
+	if (!o.foreground) {
+		/* The daemon chdir()s to /: the paths it uses later must be absolute. */
+		socket_abs = absolute(cfg->socket_path);
+		pid_file = o.pid_file_given ? absolute(o.pid_file) :
+			   socket_abs ? default_pid_file(socket_abs) : NULL;
+		if (!socket_abs || !pid_file) {
+			log_msg(LOG_ERR, "out of memory");
+			return 1;
+		}
+	}
+	raise_nofile();
 
 	signal(SIGPIPE, SIG_IGN);	/* and every send uses MSG_NOSIGNAL */
 	signal(SIGHUP, SIG_IGN);
@@ -445,8 +610,10 @@ int main(int argc, char **argv)
 		return 1;
 	if (!activated) {
 		listen_fd = server_listen(cfg);
-		if (listen_fd < 0)
-			return 1;
+		if (listen_fd < 0) {
+			ret = 1;
+			goto out;
+		}
 		own_socket = true;
 	}
 	if (!o.foreground && daemonize(&ready_fd) < 0) {
@@ -454,13 +621,9 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	log_setup(o.log, o.verbose);
-	if (!o.foreground || o.pid_file_given) {
-		if (write_pid_file(o.pid_file) < 0) {
-			ret = 1;
-			goto out;
-		}
-		pid_written = true;
+	if (pid_file && write_pid_file(pid_file) < 0) {
+		ret = 1;
+		goto out;
 	}
 	signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (signal_fd < 0) {
@@ -468,6 +631,9 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	if (ready_fd >= 0)
+		detach(&ready_fd);
+	log_setup(o.log, o.verbose);
 	{
 		char sz[32];
 
@@ -478,22 +644,19 @@ int main(int argc, char **argv)
 			cfg->shm_kind == SHM_DIR ? "unlinked file" : "POSIX shm",
 			cfg->vectors, cfg->vectors == 1 ? "" : "s");
 	}
-	if (ready_fd >= 0) {
-		if (write(ready_fd, "", 1) != 1)
-			log_msg(LOG_WARNING, "cannot tell the parent we are ready");
-		close(ready_fd);
-		ready_fd = -1;
-	}
 	notify_ready();
+	started = true;
 	ret = server_run(cfg, listen_fd, shm_fd, signal_fd);
 	close(signal_fd);
 out:
+	/* The pid file stays, as QEMU's server leaves it. */
 	if (own_socket)
-		unlink(cfg->socket_path);
-	if (pid_written)
-		unlink(o.pid_file);
+		unlink(socket_abs ? socket_abs : cfg->socket_path);
+	shm_release(cfg, shm_fd, started);
 	close(listen_fd);
 	close(shm_fd);
 	log_msg(ret ? LOG_ERR : LOG_INFO, "exiting");
+	free(socket_abs);
+	free(pid_file);
 	return ret;
 }

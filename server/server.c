@@ -4,10 +4,23 @@
  *
  * Nothing here ever blocks on a client. Every message goes through the
  * client's queue and is written when the socket takes it, so EAGAIN never
- * loses a message and a client that stops reading only delays itself; when
- * its queue passes a bound it is dropped like any other leaving peer.
- * Drops are deferred to the top of the loop (dead list), so a failure while
- * broadcasting never modifies the peer list under the broadcaster's feet.
+ * loses a message. A client that stops reading is dropped like any other
+ * leaving peer: when its queue passes --max-queue, when its socket has taken
+ * nothing for STALL_MS, or when it leaves messages (and the fds they carry)
+ * unread for STALL_MS. Drops are deferred to the end of the loop (dead list),
+ * and the memory of a dropped client to the end of the epoll batch
+ * (graveyard), so no event or broadcast ever sees a freed client.
+ *
+ * Join order (QEMU's): the newcomer's version, ID and shm fd; then every
+ * existing peer is told about it; then the newcomer gets the others' eventfds
+ * and its own. The newcomer's eventfds are held back until every existing
+ * peer's socket took the join notice (or that peer was dropped), so once a
+ * client holds its own vectors, every other peer has been sent the notice.
+ *
+ * fds: the server keeps only live peers' eventfds. When a peer leaves, its
+ * notices still queued for others are cancelled (and so is its leave notice
+ * to a client that never heard of it), so a client that does not read cannot
+ * make departed peers' eventfds pile up in the server.
  */
 #define _GNU_SOURCE
 #include "server.h"
@@ -18,12 +31,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,10 +48,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef SIOCOUTQ
+#define SIOCOUTQ 0x5411		/* TIOCOUTQ: bytes we sent that the other end has not read */
+#endif
+
+#define STALL_MS		2000	/* a client that takes or reads nothing this long is dropped */
+#define CHECK_MS		250	/* how often stalled and unread clients are looked at */
+#define PRESSURE_IDLE_MS	500	/* out of in-flight fds: drop clients idle this long */
+#define INFLIGHT_RETRY_MS	100	/* retry after ETOOMANYREFS */
+
+/* enqueue_msg() flags */
+#define Q_BATCH		1	/* the caller flushes after a run of messages */
+#define Q_NOTICE	2	/* part of a join notice: the joiner waits until it is sent */
+
 /* A peer's eventfds, shared by its client and every queued message that hands them out. */
 struct evset {
 	unsigned int refs;
 	unsigned int n;
+	unsigned int unsent;	/* messages of the owner's join notice still queued for others */
+	struct client *owner;	/* the peer these belong to; NULL once it is gone */
 	int fds[];
 };
 
@@ -43,6 +74,7 @@ struct qent {
 	int64_t value;
 	int fd;			/* fd to pass, or -1 */
 	struct evset *ref;	/* keeps @fd open until sent; NULL for the shm fd */
+	bool notice;		/* counted in ref->unsent */
 };
 
 struct client {
@@ -54,6 +86,12 @@ struct client {
 	bool stalled;			/* too many fds in flight: retry on a timer */
 	struct client *dirty_prev, *dirty_next;	/* on the to-flush list when dirty */
 	bool dirty;
+	bool held;			/* own vectors wait until every peer took our join notice */
+	size_t hold;			/* while held: queued messages that may go out before */
+	int64_t blocked_since;		/* ms: socket full or in-flight limit since; 0: not */
+	int64_t idle_since;		/* ms: holds unread messages and has read none since; 0: none */
+	uint64_t sent_msgs, read_msgs;	/* messages the socket took / the client has read */
+	unsigned int empty_reads;	/* readable events with nothing to read */
 	struct evset *ev;
 	struct qent *q;			/* ring buffer */
 	size_t qhead, qlen, qcap, qlimit;
@@ -67,11 +105,16 @@ static struct {
 	struct id_alloc ids;
 	unsigned int npeers;
 	struct client *dead;
+	struct client *graveyard;	/* dropped clients, freed after the epoll batch */
 	bool shutting_down;
 	bool listen_paused;
+	bool inflight_pressure;		/* ETOOMANYREFS seen: look for idle holders now */
 	struct timespec resume_listen;
-	time_t last_fd_warning, last_inflight_warning;
-	unsigned int nstalled;
+	time_t last_fd_warning, last_inflight_warning, last_full_warning;
+	unsigned int nstalled, nblocked, nidle, refused;
+	int64_t next_check, next_retry;
+	unsigned int msg_truesize;	/* socket buffer bytes per unread message (SIOCOUTQ) */
+	uint64_t nofile;		/* RLIMIT_NOFILE: also the kernel's in-flight fd limit */
 	struct client *dirty_head, *dirty_tail;
 } S;
 
@@ -79,6 +122,14 @@ static struct {
 static char tag_listen, tag_signal;
 
 #define for_each_peer(c) for (struct client *c = S.head.next; c != &S.head; c = c->next)
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void evset_put(struct evset *ev)
 {
@@ -121,7 +172,7 @@ static void mark_dead(struct client *c, int prio, const char *why)
 
 static void set_want_out(struct client *c, bool on)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0),
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLPRI | EPOLLRDHUP | (on ? EPOLLOUT : 0),
 				  .data.ptr = c };
 
 	if (c->want_out == on)
@@ -133,17 +184,90 @@ static void set_want_out(struct client *c, bool on)
 	c->want_out = on;
 }
 
-/* Write queued messages until the queue is empty or the socket is full. */
+/* The socket takes nothing (full, or the kernel's in-flight fd limit) since now. */
+static void set_blocked(struct client *c)
+{
+	if (c->blocked_since)
+		return;
+	c->blocked_since = now_ms();
+	S.nblocked++;
+}
+
+static void clear_blocked(struct client *c)
+{
+	if (!c->blocked_since)
+		return;
+	c->blocked_since = 0;
+	S.nblocked--;
+}
+
+static void set_idle(struct client *c, int64_t since)
+{
+	if (!c->idle_since)
+		S.nidle++;
+	c->idle_since = since;
+}
+
+static void clear_idle(struct client *c)
+{
+	if (!c->idle_since)
+		return;
+	c->idle_since = 0;
+	S.nidle--;
+}
+
+static void mark_dirty(struct client *c);
+
+/* Every existing peer has taken @ev's owner's join notice: its own vectors may go. */
+static void release(struct client *c)
+{
+	c->held = false;
+	c->hold = 0;
+	mark_dirty(c);
+}
+
+/* A queued message leaves the queue, sent or cancelled. */
+static void qent_done(struct qent *e)
+{
+	if (e->notice && --e->ref->unsent == 0 && e->ref->owner && e->ref->owner->held)
+		release(e->ref->owner);
+	evset_put(e->ref);
+}
+
+static void too_many_refs(struct client *c)
+{
+	time_t now = time(NULL);
+
+	if (now != S.last_inflight_warning) {
+		struct rlimit rl = { 0, 0 };
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		log_msg(LOG_WARNING, "too many fds in flight (the kernel allows RLIMIT_NOFILE = %llu "
+			"unread per user); dropping clients that do not read theirs",
+			(unsigned long long)rl.rlim_cur);
+	}
+	S.last_inflight_warning = now;
+	if (!c->stalled) {
+		c->stalled = true;
+		S.nstalled++;
+	}
+	set_blocked(c);
+	S.inflight_pressure = true;
+}
+
+/* Write queued messages until the queue is empty, held back, or the socket is full. */
 static void flush(struct client *c)
 {
 	while (c->qlen && !c->dead) {
+		size_t avail = c->held ? c->hold : c->qlen;
 		int64_t values[64];
 		int fds[64];
 		unsigned int n = 0;
 		int sent;
 
-		/* Contiguous run of the ring, at most one sendmmsg batch. */
-		while (n < 64 && n < c->qlen) {
+		if (!avail)
+			break;
+		while (n < 64 && n < avail) {
 			struct qent *e = &c->q[(c->qhead + n) % c->qcap];
 
 			values[n] = e->value;
@@ -156,23 +280,11 @@ static void flush(struct client *c)
 				log_msg(LOG_DEBUG, "peer %u: socket full, %zu messages queued", c->id,
 					c->qlen);
 			set_want_out(c, true);
+			set_blocked(c);
 			return;
 		}
 		if (sent == -ETOOMANYREFS) {
-			/*
-			 * The kernel limits fds in flight per user to RLIMIT_NOFILE: clients
-			 * are slow to read. Not this client's fault alone: retry soon.
-			 */
-			time_t now = time(NULL);
-
-			if (now != S.last_inflight_warning)
-				log_msg(LOG_WARNING, "too many fds in flight to slow readers; "
-					"retrying (raise RLIMIT_NOFILE)");
-			S.last_inflight_warning = now;
-			if (!c->stalled) {
-				c->stalled = true;
-				S.nstalled++;
-			}
+			too_many_refs(c);
 			return;
 		}
 		if (sent < 0) {
@@ -181,10 +293,18 @@ static void flush(struct client *c)
 			return;
 		}
 		for (int i = 0; i < sent; i++) {
-			evset_put(c->q[c->qhead].ref);
+			struct qent e = c->q[c->qhead];
+
 			c->qhead = (c->qhead + 1) % c->qcap;
 			c->qlen--;
+			qent_done(&e);
 		}
+		if (c->held)
+			c->hold -= (size_t)sent;
+		c->sent_msgs += (uint64_t)sent;
+		clear_blocked(c);
+		if (!c->idle_since)
+			set_idle(c, now_ms());
 	}
 	if (!c->dead)
 		set_want_out(c, false);
@@ -193,10 +313,8 @@ static void flush(struct client *c)
 static void flush_now(struct client *c);
 
 /*
- * Broadcasts (a join or leave told to every peer) only queue, and put the
- * peer on the to-flush list; the loop flushes a bounded number per round
- * between epoll waits. So telling 1,000 peers about a newcomer never stalls
- * the newcomer's own greeting, which goes out first.
+ * Leave notices to every peer only queue, and put the peer on the to-flush
+ * list; the loop flushes a bounded number per round between epoll waits.
  */
 static void mark_dirty(struct client *c)
 {
@@ -243,8 +361,8 @@ static void flush_now(struct client *c)
 		flush(c);
 }
 
-/* Queue one message; send it now unless @batch (the caller flushes after a run of them). */
-static void enqueue_msg(struct client *c, int64_t value, int fd, struct evset *ref, bool batch)
+/* Queue one message (Q_* @flags); send it now unless Q_BATCH. */
+static void enqueue_msg(struct client *c, int64_t value, int fd, struct evset *ref, int flags)
 {
 	if (c->dead)
 		return;
@@ -273,116 +391,218 @@ static void enqueue_msg(struct client *c, int64_t value, int fd, struct evset *r
 	}
 	if (ref)
 		ref->refs++;
-	c->q[(c->qhead + c->qlen) % c->qcap] = (struct qent){ value, fd, ref };
+	if (flags & Q_NOTICE)
+		ref->unsent++;
+	c->q[(c->qhead + c->qlen) % c->qcap] = (struct qent){ value, fd, ref, flags & Q_NOTICE };
 	c->qlen++;
 	/* While EPOLLOUT is armed (or the retry timer) the loop flushes, in order. */
-	if (!batch)
+	if (!(flags & Q_BATCH))
 		flush_now(c);
 }
 
-static void enqueue(struct client *c, int64_t value, int fd, struct evset *ref)
+/*
+ * Remove from @c's queue every message that hands out @ev's fds (a peer that
+ * left). Returns how many there were.
+ */
+static unsigned int cancel_refs(struct client *c, struct evset *ev)
 {
-	enqueue_msg(c, value, fd, ref, false);
+	size_t keep = 0, hold = c->hold;
+	unsigned int removed = 0;
+
+	for (size_t i = 0; i < c->qlen; i++) {
+		struct qent *e = &c->q[(c->qhead + i) % c->qcap];
+
+		if (e->ref != ev) {
+			c->q[(c->qhead + keep++) % c->qcap] = *e;
+			continue;
+		}
+		if (i < c->hold)
+			hold--;
+		removed++;
+		qent_done(e);
+	}
+	c->qlen = keep;
+	c->hold = hold;
+	return removed;
 }
 
-static void client_free(struct client *c)
+/* Close everything a client holds; the struct itself stays until free_graveyard(). */
+static void client_close(struct client *c)
 {
 	unmark_dirty(c);
 	if (c->stalled)
 		S.nstalled--;
+	c->stalled = false;
+	clear_blocked(c);
+	clear_idle(c);
 	close(c->sock);	/* also leaves the epoll set */
-	for (; c->qlen; c->qlen--, c->qhead = (c->qhead + 1) % c->qcap)
-		evset_put(c->q[c->qhead].ref);
+	c->sock = -1;
+	while (c->qlen) {
+		struct qent e = c->q[c->qhead];
+
+		c->qhead = (c->qhead + 1) % c->qcap;
+		c->qlen--;
+		qent_done(&e);
+	}
 	free(c->q);
+	c->q = NULL;
+	if (c->ev)
+		c->ev->owner = NULL;
 	evset_put(c->ev);
-	free(c);
+	c->ev = NULL;
+}
+
+static void free_graveyard(void)
+{
+	while (S.graveyard) {
+		struct client *c = S.graveyard;
+
+		S.graveyard = c->next_dead;
+		free(c);
+	}
 }
 
 /* Remove dropped clients and tell every remaining peer; may drop more on the way. */
 static void reap_dead(void)
 {
+	const unsigned int n = S.cfg->vectors;
+
 	while (S.dead) {
 		struct client *c = S.dead;
 
 		S.dead = c->next_dead;
 		if (c->in_list) {
+			bool queued = c->ev->refs > 1;
+
 			c->prev->next = c->next;
 			c->next->prev = c->prev;
+			c->in_list = false;
 			ids_put(&S.ids, c->id);
 			S.npeers--;
 			for_each_peer(p) {
-				enqueue_msg(p, c->id, -1, NULL, true);
+				/* Not yet told about @c: cancel that, and there is nothing to undo. */
+				if (queued && p->qlen && cancel_refs(p, c->ev) == n && n)
+					continue;
+				enqueue_msg(p, c->id, -1, NULL, Q_BATCH);
 				mark_dirty(p);
 			}
 			log_msg(LOG_INFO, "peer %u left, %u peer%s now", c->id, S.npeers,
 				S.npeers == 1 ? "" : "s");
 		}
-		client_free(c);
+		client_close(c);
+		c->next_dead = S.graveyard;
+		S.graveyard = c;
 	}
+}
+
+/* Handle the clients' pending events now (no accept, no signal), then reap. */
+static void client_event(struct client *c, uint32_t events);
+
+static void reap_pending(void)
+{
+	struct epoll_event evs[256];
+	int n = epoll_wait(S.epfd, evs, 256, 0);
+
+	for (int i = 0; i < n; i++) {
+		void *tag = evs[i].data.ptr;
+
+		if (tag != &tag_listen && tag != &tag_signal && !((struct client *)tag)->dead)
+			client_event(tag, evs[i].events);
+	}
+	reap_dead();
+}
+
+static void refuse(int sock, const char *why)
+{
+	time_t now = time(NULL);
+
+	/* One line per second at most: a connect storm must not flood the log. */
+	S.refused++;
+	if (now != S.last_full_warning) {
+		log_msg(LOG_WARNING, "refusing a client: %s (%u refused)", why, S.refused);
+		S.last_full_warning = now;
+	}
+	close(sock);
+}
+
+static struct client *new_client(int sock, int id)
+{
+	struct epoll_event eev = { .events = EPOLLIN | EPOLLPRI | EPOLLRDHUP };
+	struct client *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c)
+		c->ev = evset_new(S.cfg->vectors);
+	if (!c || !c->ev) {
+		log_msg(LOG_WARNING, "refusing a client: cannot create its %u eventfds: %s",
+			S.cfg->vectors, strerror(errno));
+		free(c);
+		return NULL;
+	}
+	c->sock = sock;
+	c->id = (uint16_t)id;
+	c->ev->owner = c;
+	/* Out-of-band data (AF_UNIX has it since Linux 5.15) then reads like any other byte. */
+	setsockopt(sock, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+	eev.data.ptr = c;
+	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, sock, &eev) < 0) {
+		log_msg(LOG_WARNING, "refusing a client: epoll_ctl: %s", strerror(errno));
+		client_close(c);
+		free(c);
+		return NULL;
+	}
+	return c;
 }
 
 static void add_client(int sock)
 {
 	const unsigned int n = S.cfg->vectors;
-	struct epoll_event eev;
 	struct client *c;
 	int id;
 
+	if (S.npeers >= S.cfg->max_peers)
+		reap_pending();	/* peers that hung up do not count */
 	if (S.npeers >= S.cfg->max_peers) {
-		log_msg(LOG_WARNING, "refusing a client: already %u peers (--max-peers)", S.npeers);
-		close(sock);
+		refuse(sock, "--max-peers reached");
 		return;
 	}
 	id = ids_get(&S.ids);
 	if (id < 0) {
-		log_msg(LOG_WARNING, "refusing a client: all 65536 peer IDs in use");
-		close(sock);
+		refuse(sock, "all 65536 peer IDs in use");
 		return;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c)
-		c->ev = evset_new(n);
-	if (!c || !c->ev) {
-		log_msg(LOG_WARNING, "refusing a client: cannot create its %u eventfds: %s", n,
-			strerror(errno));
-		free(c);
+	c = new_client(sock, id);
+	if (!c) {
 		ids_put(&S.ids, (uint16_t)id);
 		close(sock);
 		return;
 	}
-	c->sock = sock;
-	c->id = (uint16_t)id;
 	/* The join burst must fit; beyond it a client may fall max_queue messages behind. */
 	c->qlimit = 3 + (size_t)(S.npeers + 1) * n + S.cfg->max_queue;
-	eev.events = EPOLLIN | EPOLLRDHUP;
-	eev.data.ptr = c;
-	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, sock, &eev) < 0) {
-		log_msg(LOG_WARNING, "refusing a client: epoll_ctl: %s", strerror(errno));
-		ids_put(&S.ids, (uint16_t)id);
-		client_free(c);
-		return;
-	}
+	/* 1. Version, ID and the shm fd (QEMU's device misbehaves if eventfds come first). */
+	enqueue_msg(c, IVSHMEM_PROTOCOL_VERSION, -1, NULL, Q_BATCH);
+	enqueue_msg(c, id, -1, NULL, Q_BATCH);
+	enqueue_msg(c, IVSHMEM_MSG_SHM, S.shm_fd, NULL, 0);
 	/*
-	 * Version, ID and the shm fd first, as QEMU's server does (its device
-	 * misbehaves if eventfds come before the shm fd). Then the newcomer's
-	 * whole burst, existing peers' eventfds and its own, in as few sendmmsg
-	 * calls as fit. Only then are the others told: QEMU's device accepts
-	 * these steps in any order, and the newcomer is ready sooner.
+	 * 2. Every existing peer hears of the newcomer. Queued and flushed by the
+	 * loop (flush_dirty), so joins in quick succession share sendmmsg calls.
 	 */
-	enqueue_msg(c, IVSHMEM_PROTOCOL_VERSION, -1, NULL, true);
-	enqueue_msg(c, id, -1, NULL, true);
-	enqueue_msg(c, IVSHMEM_MSG_SHM, S.shm_fd, NULL, true);
-	for_each_peer(p)
-		for (unsigned int i = 0; i < n; i++)
-			enqueue_msg(c, p->id, p->ev->fds[i], p->ev, true);
-	for (unsigned int i = 0; i < n; i++)
-		enqueue_msg(c, id, c->ev->fds[i], c->ev, true);
-	flush_now(c);
 	for_each_peer(p) {
 		for (unsigned int i = 0; i < n; i++)
-			enqueue_msg(p, id, c->ev->fds[i], c->ev, true);
+			enqueue_msg(p, id, c->ev->fds[i], c->ev, Q_NOTICE | Q_BATCH);
 		mark_dirty(p);
 	}
+	/* 3. The others' eventfds, then its own: held until step 2 is all sent. */
+	c->hold = c->qlen;
+	c->held = c->ev->unsent > 0;
+	for_each_peer(p)
+		for (unsigned int i = 0; i < n; i++)
+			enqueue_msg(c, p->id, p->ev->fds[i], p->ev, Q_BATCH);
+	for (unsigned int i = 0; i < n; i++)
+		enqueue_msg(c, id, c->ev->fds[i], c->ev, Q_BATCH);
+	if (!c->held)
+		c->hold = 0;
+	flush_now(c);
 	c->next = &S.head;
 	c->prev = S.head.prev;
 	S.head.prev->next = c;
@@ -390,10 +610,10 @@ static void add_client(int sock)
 	c->in_list = true;
 	S.npeers++;
 	log_msg(LOG_INFO, "peer %d joined, %u peer%s now", id, S.npeers, S.npeers == 1 ? "" : "s");
-	log_msg(LOG_DEBUG, "peer %d: fd %d, greeting of %zu messages, %zu sent at once", id, sock,
-		3 + (size_t)S.npeers * n, 3 + (size_t)S.npeers * n - c->qlen);
+	log_msg(LOG_DEBUG, "peer %d: fd %d, greeting of %zu messages, %zu sent at once%s", id, sock,
+		3 + (size_t)S.npeers * n, 3 + (size_t)S.npeers * n - c->qlen,
+		c->held ? ", own vectors held until the others are told" : "");
 }
-
 static void pause_listen(void)
 {
 	epoll_ctl(S.epfd, EPOLL_CTL_DEL, S.listen_fd, NULL);
@@ -426,6 +646,7 @@ static void out_of_fds(int err)
 	S.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+
 static void accept_clients(void)
 {
 	/* Bounded so that a connect storm cannot starve the peers' traffic. */
@@ -450,17 +671,25 @@ static void accept_clients(void)
 
 static void client_event(struct client *c, uint32_t events)
 {
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+	if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		char byte;
 		ssize_t n = recv(c->sock, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
-		/* Clients only listen: anything they send is a reason to drop them. */
+		/*
+		 * Clients only listen: anything they send is a reason to drop them.
+		 * SO_OOBINLINE puts out-of-band bytes in line; MSG_OOB catches one
+		 * that arrived before that, so a readable socket never spins the loop.
+		 */
+		if (n < 0 && errno == EAGAIN && (events & (EPOLLIN | EPOLLPRI)))
+			n = recv(c->sock, &byte, 1, MSG_OOB | MSG_DONTWAIT);
 		if (n > 0)
 			mark_dead(c, LOG_NOTICE, "sent data (clients must only listen); dropping it");
-		else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR && errno != EINVAL))
 			mark_dead(c, LOG_INFO, "disconnected");
 		else if (events & (EPOLLHUP | EPOLLERR))
 			mark_dead(c, LOG_INFO, "socket error; dropping it");
+		else if ((events & (EPOLLIN | EPOLLPRI)) && ++c->empty_reads >= 3)
+			mark_dead(c, LOG_NOTICE, "socket readable with nothing to read; dropping it");
 		if (c->dead)
 			return;
 	}
@@ -468,20 +697,101 @@ static void client_event(struct client *c, uint32_t events)
 		flush(c);
 }
 
+/*
+ * Has @c read anything since we last looked? The kernel counts the socket
+ * buffer bytes of unread messages (SIOCOUTQ); every message costs the same.
+ */
+static void sample_reads(struct client *c, int64_t now)
+{
+	int outq = 0;
+
+	if (ioctl(c->sock, SIOCOUTQ, &outq) < 0)
+		return;
+	if (outq == 0) {
+		c->read_msgs = c->sent_msgs;
+		clear_idle(c);
+		return;
+	}
+	{
+		uint64_t unread = (uint64_t)outq / S.msg_truesize;
+		uint64_t read = c->sent_msgs > unread ? c->sent_msgs - unread : 0;
+
+		if (read > c->read_msgs) {
+			c->read_msgs = read;
+			set_idle(c, now);
+		}
+	}
+}
+
+/*
+ * The bounds on clients that stop reading, checked every CHECK_MS:
+ * - a socket that took nothing for STALL_MS (full, or no fd may be passed);
+ * - unread messages with nothing read for @idle_ms, beyond @allowance: the
+ *   fds they carry stay charged to our user in the kernel, which refuses to
+ *   pass more (ETOOMANYREFS) beyond RLIMIT_NOFILE of them. Normally each
+ *   client may sit on a fair share of that; under pressure on none.
+ */
+static void check_clients(int64_t now, int64_t idle_ms, uint64_t allowance)
+{
+	for_each_peer(c) {
+		uint64_t unread;
+		char why[128];
+
+		if (c->dead)
+			continue;
+		if (c->idle_since)
+			sample_reads(c, now);
+		unread = c->sent_msgs - c->read_msgs;
+		if (c->blocked_since && now - c->blocked_since >= STALL_MS) {
+			snprintf(why, sizeof(why), "not reading: its socket took nothing for %d ms "
+				 "(%zu messages queued); dropping it", STALL_MS, c->qlen);
+			mark_dead(c, LOG_WARNING, why);
+		} else if (c->idle_since && now - c->idle_since >= idle_ms && unread > allowance) {
+			snprintf(why, sizeof(why), "not reading: %llu messages (and their fds) unread "
+				 "for %lld ms; dropping it", (unsigned long long)unread,
+				 (long long)(now - c->idle_since));
+			mark_dead(c, LOG_WARNING, why);
+		}
+	}
+	S.next_check = now + CHECK_MS;
+}
+
+/* Unread messages one client may hold for long: half the in-flight limit, shared. */
+static uint64_t fair_share(void)
+{
+	uint64_t share = S.nofile / (2 * ((uint64_t)S.npeers + 1));
+
+	return share < 16 ? 16 : share;
+}
+
+static void retry_stalled(void)
+{
+	for_each_peer(c) {
+		if (c->stalled) {
+			c->stalled = false;
+			S.nstalled--;
+			flush(c);
+		}
+	}
+	S.next_retry = now_ms() + INFLIGHT_RETRY_MS;
+}
+
 /* Tell every peer that all others are gone, give the queues a moment, close. */
 static void shutdown_all(void)
 {
-	struct timespec start, now;
+	int64_t start = now_ms();
 
 	S.shutting_down = true;
 	flush_dirty(UINT32_MAX);
 	log_msg(LOG_NOTICE, "shutting down: telling %u peer%s", S.npeers,
 		S.npeers == 1 ? "" : "s");
-	for_each_peer(c)
+	for_each_peer(c) {
+		c->held = false;	/* whatever was held goes out now, in order */
 		for_each_peer(p)
 			if (p != c)
-				enqueue(c, p->id, -1, NULL);
-	clock_gettime(CLOCK_MONOTONIC, &start);
+				enqueue_msg(c, p->id, -1, NULL, Q_BATCH);
+		flush_now(c);
+	}
 	for (;;) {
 		struct epoll_event evs[64];
 		bool pending = false;
@@ -489,8 +799,7 @@ static void shutdown_all(void)
 
 		for_each_peer(c)
 			pending |= c->qlen && !c->dead;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (!pending || now.tv_sec - start.tv_sec >= 2)
+		if (!pending || now_ms() - start >= 2000)
 			break;
 		n = epoll_wait(S.epfd, evs, 64, 100);
 		for (int i = 0; i < n; i++) {
@@ -499,26 +808,21 @@ static void shutdown_all(void)
 			if (evs[i].events & EPOLLOUT)
 				flush(evs[i].data.ptr);
 		}
-		for_each_peer(c) {
-			if (c->stalled) {
-				c->stalled = false;
-				S.nstalled--;
-				flush(c);
-			}
-		}
+		retry_stalled();
 	}
 	while (S.head.next != &S.head) {
 		struct client *c = S.head.next;
 
 		c->prev->next = c->next;
 		c->next->prev = c->prev;
-		client_free(c);
+		client_close(c);
+		free(c);
 	}
 	/* Clients marked dead are still in the list above (only reap_dead unlinks). */
 	S.dead = NULL;
 	S.npeers = 0;
+	free_graveyard();
 }
-
 int server_listen(const struct server_config *cfg)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -612,6 +916,41 @@ static void resume_listen_if_due(void)
 		S.listen_paused = false;
 }
 
+
+/* Socket buffer bytes one queued 8-byte message costs (0 if it cannot be measured). */
+static unsigned int measure_msg_truesize(void)
+{
+	int64_t values[2] = { 0, 0 };
+	int fds[2] = { -1, -1 }, sv[2], one = 0, two = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return 0;
+	if (ivshmem_msg_send_many(sv[0], values, fds, 1) != 1 || ioctl(sv[0], SIOCOUTQ, &one) < 0 ||
+	    ivshmem_msg_send_many(sv[0], values, fds, 1) != 1 || ioctl(sv[0], SIOCOUTQ, &two) < 0)
+		one = 0;
+	close(sv[0]);
+	close(sv[1]);
+	return one > 0 && two == 2 * one ? (unsigned int)one : 0;
+}
+
+static int loop_timeout(int64_t now)
+{
+	int64_t t = -1;
+
+	if (S.dirty_head || S.dead || S.inflight_pressure)
+		return 0;
+	if (S.nblocked || S.nidle)
+		t = S.next_check > now ? S.next_check - now : 0;
+	if (S.nstalled) {
+		int64_t r = S.next_retry > now ? S.next_retry - now : 0;
+
+		t = t < 0 || r < t ? r : t;
+	}
+	if (S.listen_paused && (t < 0 || t > 100))
+		t = 100;
+	return (int)t;
+}
+
 int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int signal_fd)
 {
 	struct epoll_event ev;
@@ -622,6 +961,15 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 	S.signal_fd = signal_fd;
 	S.head.next = S.head.prev = &S.head;
 	ids_init(&S.ids, 0);
+	S.msg_truesize = measure_msg_truesize();
+	if (!S.msg_truesize)
+		S.msg_truesize = 768;	/* what Linux 5.x and 6.x charge; only an estimate here */
+	{
+		struct rlimit rl;
+
+		S.nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
+			   rl.rlim_cur : 1u << 20;
+	}
 	S.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	S.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (S.epfd < 0) {
@@ -637,8 +985,8 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 
 	for (;;) {
 		struct epoll_event evs[256];
-		int n = epoll_wait(S.epfd, evs, 256, S.dirty_head ? 0 : S.nstalled ? 10 :
-				   S.listen_paused ? 100 : -1);
+		int n = epoll_wait(S.epfd, evs, 256, loop_timeout(now_ms()));
+		int64_t now;
 
 		if (n < 0 && errno != EINTR)
 			goto fail;
@@ -662,21 +1010,22 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 			else if (!((struct client *)tag)->dead)
 				client_event(tag, evs[i].events);
 		}
-		/*
-		 * Reap only after the whole batch: a later event in it may point at a
-		 * client dropped earlier in the same batch, which must stay allocated.
-		 */
 		flush_dirty(64);
-		if (S.nstalled) {
-			for_each_peer(c) {
-				if (c->stalled) {
-					c->stalled = false;
-					S.nstalled--;
-					flush(c);
-				}
-			}
+		now = now_ms();
+		if (S.inflight_pressure) {
+			/* Out of in-flight fds: whoever sits on unread ones goes first. */
+			S.inflight_pressure = false;
+			check_clients(now, PRESSURE_IDLE_MS, 0);
+		} else if ((S.nblocked || S.nidle) && now >= S.next_check) {
+			check_clients(now, STALL_MS, fair_share());
+		}
+		if (S.nstalled && now >= S.next_retry) {
+			reap_dead();
+			retry_stalled();
 		}
 		reap_dead();
+		/* No event of this batch refers to a client any more. */
+		free_graveyard();
 		if (S.listen_paused)
 			resume_listen_if_due();
 	}

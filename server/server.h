@@ -21,7 +21,8 @@ struct server_config {
 	const char *shm_path;		/* POSIX name or directory */
 	mode_t shm_mode;
 	gid_t shm_group;
-	uint64_t shm_size;		/* already a power of two */
+	bool keep_shm;			/* leave /dev/shm/NAME behind at exit */
+	uint64_t shm_size;		/* a power of two; shm_create() may raise it (hugetlbfs) */
 	unsigned int vectors;
 	unsigned int max_peers;
 	unsigned int max_queue;		/* messages queued to one client beyond its join burst */
@@ -33,8 +34,21 @@ enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
 void log_setup(enum log_target target, bool verbose);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Shared memory (shm.c): returns the fd or -1 after logging why. */
-int shm_create(const struct server_config *cfg);
+/*
+ * Shared memory (shm.c): returns the fd or -1 after logging why. Never uses a
+ * /dev/shm object that is not a regular file owned by our effective UID, and
+ * never changes the mode or group of one it did not create. Sizes a
+ * filesystem refuses are retried at the next powers of two up to 1 GiB (as
+ * QEMU's server does, for hugetlbfs), updating cfg->shm_size; sizes no peer
+ * could map are refused.
+ */
+int shm_create(struct server_config *cfg);
+/*
+ * At exit: shm_unlink /dev/shm/NAME if it is still the object @fd refers to,
+ * unless cfg->keep_shm (as QEMU's server does). After a failed start
+ * (@started false) only an object this run created is removed.
+ */
+void shm_release(const struct server_config *cfg, int fd, bool started);
 
 /* Listening socket (server.c): bind, replacing a stale socket, never a live one. */
 int server_listen(const struct server_config *cfg);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The device subcommands of `ivshmem`: list, info, dump, read, write,
- * notify, wait, watch. DEV is any region target (a file, server:SOCK, a PCI
- * selector), so the same commands work on the host and in a guest. Each
- * subcommand has its own file; this is their table and help text.
+ * notify, wait, watch, peers. DEV is any region target (a file, server:SOCK, a
+ * PCI selector): info, dump, read, write and watch work on the host and in a
+ * guest; list and the PCI selectors only in a guest; notify and wait need
+ * doorbells (server:SOCK on the host). Each subcommand has its own file; this
+ * is their table and help text.
  *
  * Every access to the mapping goes through ivshmem_read()/ivshmem_write()
  * (aligned-only on device memory) inside a SIGBUS guard: a hot-removed
@@ -27,51 +29,80 @@
 
 #define SIZE_HELP "N accepts K/M/G suffixes and 0x hex.\n"
 
+#define RANGE_HELP(deflen)                                                                    \
+	"  -s, --section NAME  offsets are relative to section NAME of the layout\n"         \
+	"                      ('ivshmem info' lists them); the length defaults to the\n"   \
+	"                      rest of the section\n"                                       \
+	"  -o, --offset N      start here (default 0)\n"                                    \
+	"  -l, --length N      " deflen "\n"
+
+#define PROGRESS_HELP                                                                         \
+	"      --progress      show bytes and rate on stderr while copying (only when\n"   \
+	"                      stderr is a terminal)\n"
+
 const struct ivshmem_cmd ivshmem_dev_cmds[] = {
-	{ "list", "[--json]", "list the ivshmem PCI devices of this machine",
+	{ "list", "[--json]", "list the ivshmem PCI devices of this machine (in a guest)",
 	  "Columns: index, PCI address, BAR2 size, plain/doorbell, revision, bound driver,\n"
 	  "IVPosition (root) and the region header's name (root or the driver).\n"
-	  "Devices are re-read from sysfs each time: hot-added devices appear at once.\n\n"
-	  "  --json   one JSON array of objects (index, bdf, size, type, revision, driver,\n"
-	  "           ivposition, name, header, bar2_phys); null where unknown\n",
+	  "Devices are re-read from sysfs each time: hot-added devices appear at once.\n"
+	  "On the host there are no ivshmem PCI devices: use a file or server:SOCKET.\n\n"
+	  "      --json          one JSON array of objects (index, bdf, size, type, revision,\n"
+	  "                      driver, ivposition, name, header, bar2_phys); null where\n"
+	  "                      unknown\n",
 	  cmd_list },
-	{ "info", "[--backend NAME] DEV", "describe a region: backend, size, peer id, vectors, layout",
-	  BACKEND_HELP "\n" DEV_HELP, cmd_info },
-	{ "dump", "[--backend NAME] [--offset N] [--length N] DEV",
+	{ "info", "[--backend NAME] [--json] DEV",
+	  "describe a region: backend, size, memory type, peer id, vectors, layout, channels",
+	  BACKEND_HELP
+	  "      --json          one JSON object: target, pci, backend, size, memory_type,\n"
+	  "                      memory_type_source, device_memory, own_id, vectors and\n"
+	  "                      layout (null, or status, name and sections; a channel\n"
+	  "                      section has its state, slots and each ring's fill)\n\n"
+	  "The memory type of a guest device comes from the kernel's PAT records\n"
+	  "(" "/sys/kernel/debug/x86/pat_memtype_list: root and debugfs), else 'unknown'.\n"
+	  "Exits 1 when the layout header is corrupt (after printing the rest).\n\n" DEV_HELP,
+	  cmd_info },
+	{ "dump", "[--backend NAME] [--section NAME] [--offset N] [--length N] [--progress] DEV",
 	  "hexdump part of a region (default: 256 bytes at offset 0)",
-	  BACKEND_HELP "  -o, --offset N      start here (default 0)\n"
-		       "  -l, --length N      this many bytes (default 256)\n" SIZE_HELP "\n" DEV_HELP,
+	  BACKEND_HELP RANGE_HELP("this many bytes (default 256)") PROGRESS_HELP SIZE_HELP
+	  "\n" DEV_HELP,
 	  cmd_dump },
-	{ "read", "[--backend NAME] [--offset N] [--length N] DEV",
+	{ "read", "[--backend NAME] [--section NAME] [--offset N] [--length N] [--progress] DEV",
 	  "copy raw bytes from a region to stdout",
-	  BACKEND_HELP "  -o, --offset N      start here (default 0)\n"
-		       "  -l, --length N      this many bytes (default: to the end)\n" SIZE_HELP
-		       "\n" DEV_HELP,
+	  BACKEND_HELP RANGE_HELP("this many bytes (default: to the end)") PROGRESS_HELP
+	  SIZE_HELP "\n" DEV_HELP,
 	  cmd_read },
-	{ "write", "[--backend NAME] [--offset N] [--length N] DEV",
+	{ "write", "[--backend NAME] [--section NAME] [--offset N] [--length N] [--progress] DEV",
 	  "copy raw bytes from stdin into a region",
-	  BACKEND_HELP "  -o, --offset N      start here (default 0)\n"
-		       "  -l, --length N      stop after N bytes (default: at end of input)\n"
-		       SIZE_HELP "Input that would run past the region's end is an error (exit 1).\n\n"
-		       DEV_HELP,
+	  BACKEND_HELP RANGE_HELP("stop after N bytes (default: at end of input)") PROGRESS_HELP
+	  SIZE_HELP "Input that would run past the region's (or section's) end is an error\n"
+	  "(exit 1) after what fits was written.\n\n" DEV_HELP,
 	  cmd_write },
 	{ "notify", "[--backend NAME] DEV PEER VECTOR", "ring a peer's doorbell vector",
 	  BACKEND_HELP "\nWrites (PEER << 16) | VECTOR to the Doorbell register (guest) or the peer's\n"
-		       "eventfd (server). QEMU ignores unknown peers and vectors silently.\n\n" DEV_HELP,
+		       "eventfd (server). QEMU ignores unknown peers and vectors silently.\n"
+		       "A file has no doorbells: on the host, use server:SOCKET.\n\n" DEV_HELP,
 	  cmd_notify },
 	{ "wait", "[--backend NAME] [--timeout MS] DEV [VECTOR]",
 	  "wait for an interrupt on own VECTOR (default: any)",
-	  BACKEND_HELP "  -t, --timeout MS    give up after MS milliseconds (exit 4)\n\n"
-		       "Needs a backend with interrupts: driver or vfio in a guest, server on the\n"
-		       "host. Others fail and say so.\n\n" DEV_HELP,
+	  BACKEND_HELP "  -t, --timeout MS    give up after MS milliseconds (exit 4; default and -1:\n"
+		       "                      forever)\n\n"
+		       "Needs a backend with interrupts: on the host, server:SOCKET; in a guest, the\n"
+		       "driver or vfio. Others fail and say so.\n\n" DEV_HELP,
 	  cmd_wait },
-	{ "watch", "[--backend NAME] [--offset N] [--length N] [--interval MS] [--timeout MS] DEV",
+	{ "watch",
+	  "[--backend NAME] [--section NAME] [--offset N] [--length N] [--interval MS] "
+	  "[--timeout MS] DEV",
 	  "poll part of a region and hexdump it whenever it changes",
-	  BACKEND_HELP "  -o, --offset N      start here (default 0)\n"
-		       "  -l, --length N      this many bytes (default 64, at most 64K)\n"
+	  BACKEND_HELP RANGE_HELP("this many bytes (default 64, at most 64K)")
 		       "      --interval MS   poll period (default 100)\n"
-		       "  -t, --timeout MS    stop after MS milliseconds (exit 0)\n\n"
+		       "  -t, --timeout MS    stop after MS milliseconds (exit 0; default and -1:\n"
+		       "                      forever)\n\n"
 		       "Exits 3 if the device is removed while watched.\n\n" DEV_HELP,
 	  cmd_watch },
+	{ "peers", "[--json] server:SOCKET", "list the peers connected to an ivshmem-server",
+	  "Joins the server as a peer for a moment and prints the other peers' IDs and\n"
+	  "vector counts, the region size and the vectors per peer.\n\n"
+	  "      --json          one JSON object: own_id, size, vectors, peers (id, vectors)\n",
+	  cmd_peers },
 	{ 0 },
 };

@@ -32,10 +32,7 @@ int cmd_notify(int argc, char **argv)
 	if ((ret = dev_open(cmd, target, &o, 0, &d)))
 		return ret;
 	ret = ivshmem_notify(d.r, (uint16_t)peer, (uint16_t)vector);
-	if (ret < 0)
-		ret = cmd_error(cmd, ret == -EINVAL ? EXIT_USAGE : EXIT_FAIL, "%s", ivshmem_errmsg());
-	else
-		ret = EXIT_OK;
+	ret = ret < 0 ? dev_call_error(cmd, target, &d, ret) : EXIT_OK;
 	ivshmem_close(d.r);
 	return ret;
 }
@@ -74,7 +71,7 @@ int cmd_wait(int argc, char **argv)
 	} else if (ret == 0) {
 		ret = cmd_error(cmd, EXIT_TIMEOUT, "no interrupt within %ld ms", o.timeout_ms);
 	} else {
-		ret = cmd_error(cmd, ret == -ENODEV ? EXIT_NODEV : EXIT_FAIL, "%s", ivshmem_errmsg());
+		ret = dev_call_error(cmd, target, &d, ret);
 	}
 	ivshmem_close(d.r);
 	return ret;

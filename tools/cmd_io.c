@@ -75,6 +75,8 @@ static int sink_stdout(const struct ivshmem_cmd *cmd, uint64_t addr, const uint8
 	return 0;
 }
 
+#define RANGE_OPTS (ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH) | ALLOW(OPT_SECTION))
+
 /*
  * The shared body of `dump` and `read`: parse DEV and the range, then copy the
  * range out chunk by chunk (removal-guarded) into @sink. *@end_out is the
@@ -84,29 +86,33 @@ static int copy_out(const struct ivshmem_cmd *cmd, int argc, char **argv, uint64
 		    chunk_sink sink, void *state, uint64_t *end_out)
 {
 	const char *target = NULL;
-	uint64_t len, done = 0;
+	uint64_t start = 0, len = 0, done = 0;
+	struct cmd_progress progress;
 	struct opts o;
 	struct dev d;
 	uint8_t *buf;
 	int ret;
 
-	ret = dev_open_one(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
-			   IVSHMEM_OPEN_READONLY, &o, &d, &target);
+	ret = dev_open_one(cmd, argc, argv, RANGE_OPTS | ALLOW(OPT_PROGRESS), IVSHMEM_OPEN_READONLY,
+			   &o, &d, &target);
 	if (ret)
 		return ret;
-	ret = dev_range(cmd, &d, &o, default_len, &len);
+	ret = dev_range(cmd, &d, &o, default_len, &start, &len);
 	buf = malloc(CHUNK);
 	if (!ret && !buf)
 		ret = cmd_error(cmd, EXIT_FAIL, "out of memory");
+	cmd_progress_start(&progress, o.progress && !ret, len);
 	while (!ret && done < len) {
 		size_t n = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
 
-		ret = dev_guarded_copy(cmd, &d, false, o.offset + done, buf, n);
+		ret = dev_guarded_copy(cmd, &d, false, start + done, buf, n);
 		if (!ret)
-			ret = sink(cmd, o.offset + done, buf, n, state);
+			ret = sink(cmd, start + done, buf, n, state);
 		done += n;
+		cmd_progress_update(&progress, done);
 	}
-	*end_out = o.offset + len;
+	cmd_progress_end(&progress, done);
+	*end_out = start + len;
 	free(buf);
 	ivshmem_close(d.r);
 	return ret;
@@ -130,31 +136,33 @@ int cmd_read(int argc, char **argv)
 	return copy_out(cmd_find("read"), argc, argv, 0, sink_stdout, NULL, &end);
 }
 
+/*
+ * write: stdin into [start, start + room). With --length, stop after that many
+ * bytes; without, input that does not fit is an error (1) after writing what fit.
+ */
 int cmd_write(int argc, char **argv)
 {
 	const struct ivshmem_cmd *cmd = cmd_find("write");
 	const char *target = NULL;
-	uint64_t size, pos;
+	uint64_t start = 0, room = 0, done = 0;
+	struct cmd_progress progress;
 	struct opts o;
 	struct dev d;
 	uint8_t *buf;
 	int ret;
 
-	ret = dev_open_one(cmd, argc, argv, ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH),
-			   0, &o, &d, &target);
+	ret = dev_open_one(cmd, argc, argv, RANGE_OPTS | ALLOW(OPT_PROGRESS), 0, &o, &d, &target);
 	if (ret)
 		return ret;
-	size = ivshmem_size(d.r);
-	pos = o.offset;
-	if (pos > size)
-		ret = cmd_error(cmd, EXIT_USAGE, "--offset %" PRIu64 " is beyond the region (%" PRIu64
-				" bytes)", pos, size);
+	ret = dev_range(cmd, &d, &o, 0, &start, &room);
 	buf = malloc(CHUNK);
 	if (!ret && !buf)
 		ret = cmd_error(cmd, EXIT_FAIL, "out of memory");
+	cmd_progress_start(&progress, o.progress && !ret, o.have_length ? room : 0);
 	while (!ret) {
-		uint64_t limit = o.have_length ? o.offset + o.length - pos : CHUNK;
-		size_t want = limit < CHUNK ? (size_t)limit : CHUNK;
+		/* One byte more than fits, to notice input that is too long. */
+		uint64_t want64 = o.have_length ? room - done : room - done + 1;
+		size_t want = want64 < CHUNK ? (size_t)want64 : CHUNK;
 		ssize_t n;
 
 		if (want == 0)
@@ -168,16 +176,22 @@ int cmd_write(int argc, char **argv)
 		}
 		if (n == 0)
 			break;
-		if ((uint64_t)n > size - pos) {
+		if ((uint64_t)n > room - done) {
 			/* Write nothing partial past the end: say how much fitted. */
-			ret = cmd_error(cmd, EXIT_FAIL, "input does not fit: the region ends at %"
-					PRIu64 " (%" PRIu64 " bytes written from offset %" PRIu64 ")",
-					size, pos - o.offset, o.offset);
+			n = (ssize_t)(room - done);
+			ret = n ? dev_guarded_copy(cmd, &d, true, start + done, buf, (size_t)n) : 0;
+			done += (uint64_t)n;
+			if (!ret)
+				ret = cmd_error(cmd, EXIT_FAIL, "input does not fit: the %s ends %" PRIu64
+						" bytes after offset %" PRIu64 " (%" PRIu64 " bytes written)",
+						o.section ? "section" : "region", room, o.offset, done);
 			break;
 		}
-		ret = dev_guarded_copy(cmd, &d, true, pos, buf, (size_t)n);
-		pos += (uint64_t)n;
+		ret = dev_guarded_copy(cmd, &d, true, start + done, buf, (size_t)n);
+		done += (uint64_t)n;
+		cmd_progress_update(&progress, done);
 	}
+	cmd_progress_end(&progress, done);
 	free(buf);
 	ivshmem_close(d.r);
 	return ret;
@@ -188,20 +202,19 @@ int cmd_watch(int argc, char **argv)
 	const struct ivshmem_cmd *cmd = cmd_find("watch");
 	uint8_t *cur = NULL, *last = NULL;
 	const char *target = NULL;
-	uint64_t len;
+	uint64_t start, len;
 	struct opts o;
 	struct dev d;
 	int64_t deadline;
 	int ret;
 
 	ret = dev_open_one(cmd, argc, argv,
-			   ALLOW(OPT_BACKEND) | ALLOW(OPT_OFFSET) | ALLOW(OPT_LENGTH) |
-				   ALLOW(OPT_TIMEOUT) | ALLOW(OPT_INTERVAL),
+			   RANGE_OPTS | ALLOW(OPT_TIMEOUT) | ALLOW(OPT_INTERVAL),
 			   IVSHMEM_OPEN_READONLY, &o, &d, &target);
 	if (ret)
 		return ret;
-	deadline = o.timeout_ms < 0 ? -1 : dev_now_ms() + o.timeout_ms;
-	ret = dev_range(cmd, &d, &o, 64, &len);
+	deadline = o.timeout_ms < 0 ? -1 : cmd_now_ms() + o.timeout_ms;
+	ret = dev_range(cmd, &d, &o, 64, &start, &len);
 	if (!ret && len > CHUNK)
 		ret = cmd_error(cmd, EXIT_USAGE, "--length: watch at most %d bytes", CHUNK);
 	if (!ret) {
@@ -211,19 +224,19 @@ int cmd_watch(int argc, char **argv)
 			ret = cmd_error(cmd, EXIT_FAIL, "out of memory");
 	}
 	for (bool first = true; !ret; first = false) {
-		ret = dev_guarded_copy(cmd, &d, false, o.offset, cur, (size_t)len);
+		ret = dev_guarded_copy(cmd, &d, false, start, cur, (size_t)len);
 		if (ret)
 			break;
 		if (first || memcmp(cur, last, (size_t)len) != 0) {
 			uint8_t prev[16];
 			bool have_prev = false, starred = false;
 
-			hexdump(o.offset, cur, (size_t)len, prev, &have_prev, &starred);
+			hexdump(start, cur, (size_t)len, prev, &have_prev, &starred);
 			printf("--\n");
 			fflush(stdout);
 			memcpy(last, cur, (size_t)len);
 		}
-		if (deadline >= 0 && dev_now_ms() >= deadline) {
+		if (deadline >= 0 && cmd_now_ms() >= deadline) {
 			ret = EXIT_OK;
 			break;
 		}

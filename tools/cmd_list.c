@@ -60,8 +60,9 @@ int cmd_list(int argc, char **argv)
 		}
 		printf("%s]\n", n ? "\n" : "");
 	} else if (n == 0) {
-		fprintf(stderr, "no ivshmem devices (1af4:1110) under %s/bus/pci/devices\n",
-			ivshmem_pci_sysfs_root());
+		fprintf(stderr, "no ivshmem devices (1af4:1110) under %s/bus/pci/devices "
+			"(list shows a guest's devices; on the host, give the other commands the "
+			"memory's file or server:SOCKET)\n", ivshmem_pci_sysfs_root());
 	} else {
 		printf("%-5s %-13s %6s %-8s %3s %-10s %6s %s\n", "INDEX", "ADDRESS", "SIZE", "TYPE",
 		       "REV", "DRIVER", "IVPOS", "NAME");

@@ -26,15 +26,13 @@ struct opts {
 	bool json;
 	long timeout_ms;	/* -1: forever */
 	long interval_ms;
+	const char *section;	/* --section: offsets are relative to it */
+	bool progress;
 };
 
-enum { OPT_BACKEND = 0x100, OPT_OFFSET, OPT_LENGTH, OPT_JSON, OPT_TIMEOUT, OPT_INTERVAL };
+enum { OPT_BACKEND = 0x100, OPT_OFFSET, OPT_LENGTH, OPT_JSON, OPT_TIMEOUT, OPT_INTERVAL,
+       OPT_SECTION, OPT_PROGRESS };
 
-/*
- * Parse the options in @allowed (a string of OPT_* chars is awkward; a mask of
- * 1 << (OPT_x - OPT_BACKEND) is used instead). Positional arguments are left
- * in argv[optind..]. Returns -1 after printing a usage error.
- */
 #define ALLOW(o) (1u << ((o) - OPT_BACKEND))
 /*
  * Parse the options in @allowed (ALLOW(OPT_x) bits) into @o; positional
@@ -49,7 +47,7 @@ struct dev {
 	bool is_pci;
 };
 /* The exit code for a library error (commands.h's table). */
-int dev_exit_code(int err);
+#define dev_exit_code cmd_exit_code
 /* Open @target with @flags into @d; EXIT_OK or the exit code (error printed). */
 int dev_open(const struct ivshmem_cmd *cmd, const char *target, const struct opts *o,
 	     unsigned int flags, struct dev *d);
@@ -65,15 +63,25 @@ int dev_open_one(const struct ivshmem_cmd *cmd, int argc, char **argv, unsigned 
 /* A removal-guarded copy to or from the mapping; EXIT_OK or the exit code (error printed). */
 int dev_guarded_copy(const struct ivshmem_cmd *cmd, struct dev *d, bool write, uint64_t off,
 		     void *buf, size_t len);
-/* Resolve --offset/--length against the region; default length @def (0: to the end). */
+/*
+ * Resolve --section/--offset/--length against the region: *@start (from the
+ * start of the region) and *@len, inside the section when one is named.
+ * Default length @def, cut at the end (0: to the end). EXIT_OK or the exit
+ * code (error printed): 2 for a range outside, 3 for a missing section.
+ */
 int dev_range(const struct ivshmem_cmd *cmd, const struct dev *d, const struct opts *o,
-	      uint64_t def, uint64_t *len);
+	      uint64_t def, uint64_t *start, uint64_t *len);
+/*
+ * Report library error @err of a call on the open @d, in words that fit where
+ * the user is (a file on the host has no interrupts: point to server:SOCKET,
+ * not to guest drivers). Returns the exit code.
+ */
+int dev_call_error(const struct ivshmem_cmd *cmd, const char *target, const struct dev *d,
+		   int err);
 /* "64K", "16M" or a plain number when not a whole unit. */
 const char *dev_human_size(uint64_t v, char *buf, size_t len);
 /* Print @s as a JSON string literal to stdout. */
 void dev_json_string(const char *s);
-/* CLOCK_MONOTONIC in milliseconds. */
-int64_t dev_now_ms(void);
 
 /* The subcommands. */
 int cmd_list(int argc, char **argv);
@@ -84,5 +92,6 @@ int cmd_write(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_notify(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_peers(int argc, char **argv);
 
 #endif

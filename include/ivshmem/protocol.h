@@ -74,7 +74,8 @@ void ivshmem_msg_reader_reset(struct ivshmem_msg_reader *rd);
  * Returns 1 with *value and *fd (-1: none; the caller owns it, CLOEXEC set),
  * 0 when no complete message is available yet (non-blocking socket),
  * -ECONNRESET on end of stream, -EPROTO on a framing violation (more than one
- * fd, an fd in the middle of a message, truncated control data), or -errno.
+ * fd, an fd in the middle of a message, truncated control data), -EMFILE when
+ * we are out of fds (the kernel dropped the fds sent), or -errno.
  * On error ivshmem_errmsg() explains.
  */
 int ivshmem_msg_recv(int sock, struct ivshmem_msg_reader *rd, int64_t *value, int *fd);

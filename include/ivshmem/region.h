@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,11 +36,23 @@ enum ivshmem_backend {
 /* ivshmem_open_opts.flags */
 #define IVSHMEM_OPEN_CREATE	(1u << 0)	/* FILE: create the file if missing */
 #define IVSHMEM_OPEN_READONLY	(1u << 1)	/* map read-only where the backend can */
+#define IVSHMEM_OPEN_OWNER	(1u << 2)	/* FILE with CREATE: a new file gets @owner */
+#define IVSHMEM_OPEN_GROUP	(1u << 3)	/* FILE with CREATE: a new file gets @group */
 
 struct ivshmem_open_opts {
 	enum ivshmem_backend backend;	/* AUTO: chosen from the target */
 	unsigned int flags;
 	uint64_t size;			/* FILE with CREATE: size of a new file */
+	/*
+	 * FILE with CREATE: the permissions of a file this call creates, set
+	 * through its fd before it is sized (so exactly, not under the umask).
+	 * Failing to set them (-EPERM: not root, or not in @group) fails the open
+	 * and removes the new file. A file that already exists keeps its owner,
+	 * group and mode: open never loosens a file it did not create.
+	 */
+	unsigned int mode;		/* permission bits, at most 0777; 0: 0600 */
+	uid_t owner;			/* with IVSHMEM_OPEN_OWNER */
+	gid_t group;			/* with IVSHMEM_OPEN_GROUP */
 };
 
 /*
@@ -97,9 +110,25 @@ int ivshmem_event_fd(struct ivshmem_region *r, unsigned int vector);
  */
 int ivshmem_wait(struct ivshmem_region *r, int vector, int timeout_ms, uint64_t *count);
 
-/* Alignment-safe copies between the region and ordinary memory, bounds-checked. */
+/*
+ * Alignment-safe copies between the region and ordinary memory, bounds-checked.
+ * -ERANGE outside the region; -ENODEV when the mapping was lost (see
+ * ivshmem_check_mapping()): bytes copied from a lost mapping are not returned as good.
+ */
 int ivshmem_read(const struct ivshmem_region *r, uint64_t offset, void *dst, size_t len);
 int ivshmem_write(struct ivshmem_region *r, uint64_t offset, const void *src, size_t len);
+
+/*
+ * 0 while all of @r's mapping is backed; -ENODEV and a message once part of it
+ * vanished under us (a host file truncated by another process, a guest device
+ * removed). The library catches the SIGBUS such an access raises (one
+ * process-wide handler, chained to any previous one), maps zero pages over the
+ * region and marks it lost, so the access completes instead of killing the
+ * process: from then on the region reads as zeros and writes go nowhere. Code
+ * that reads the mapping directly calls this after reading to know whether
+ * what it read was real; the layout, ring-channel and copy calls do.
+ */
+int ivshmem_check_mapping(const struct ivshmem_region *r);
 
 /*
  * Peers, for backends that know them (server). Others return -ENOTSUP.

@@ -26,11 +26,19 @@ extern "C" {
 
 #define IVSHMEM_RING_CTRL_SIZE	512u	/* shared control block: 4 blocks of 128 bytes */
 #define IVSHMEM_RING_MIN_CAP	64u	/* smallest data area */
-#define IVSHMEM_RING_HDR_SIZE	8u	/* record header: u32 length, u32 flags */
+#define IVSHMEM_RING_MAX_CAP	(1ull << 31)	/* largest: lap tags stay unique */
+#define IVSHMEM_RING_HDR_SIZE	8u	/* record header: u32 length|pad, u32 lap tag */
 #define IVSHMEM_RING_ALIGN	8u	/* records start on 8-byte boundaries */
 
-/* Flags for commit/release/send/recv: keep it local, publish later (batching). */
+/*
+ * Flags for commit/release/send/recv: batching. A committed record is visible
+ * at once, but the fence and the wake-up check (and, for the consumer, the
+ * publication of the read index) wait for the next call without it, or
+ * ivshmem_ring_publish().
+ */
 #define IVSHMEM_RING_MORE	(1u << 0)
+/* ivshmem_ring_poll_wait(): double the pause between checks (throughput over latency). */
+#define IVSHMEM_RING_POLL_BACKOFF	(1u << 1)
 
 enum ivshmem_ring_role { IVSHMEM_RING_PRODUCER = 1, IVSHMEM_RING_CONSUMER = 2 };
 
@@ -44,7 +52,8 @@ struct ivshmem_ring {
 	enum ivshmem_ring_role role;
 	uint64_t local;		/* own index: the next byte we write (producer) or read (consumer) */
 	uint64_t published;	/* own index as last stored to shared memory */
-	uint64_t remote;	/* cached copy of the peer's index (validated) */
+	uint64_t remote;	/* producer: cached consumer index (validated); consumer: unused */
+	uint64_t prefetched;	/* producer: lines before this were prefetched for writing */
 	uint64_t pending_len;	/* reserve: bytes reserved; peek: bytes of the peeked record incl. pad */
 	int broken;		/* sticky -EBADMSG */
 	/* Called when publishing finds the peer asleep (armed); may be NULL (polling peer). */
@@ -55,12 +64,17 @@ struct ivshmem_ring {
 	uint64_t records;	/* records committed or released */
 };
 
-/* Zero the control block: an empty ring. Only while nobody is attached. */
-void ivshmem_ring_format(void *ctrl);
+/*
+ * An empty ring: zero the control block and put an invalid marker at the start
+ * of @data, so nothing left from a previous use reads as a record. Only while
+ * nobody is attached.
+ */
+void ivshmem_ring_format(void *ctrl, void *data);
 
 /*
- * Attach one side. @cap must be a power of two >= IVSHMEM_RING_MIN_CAP, @data
- * 8-byte aligned. Reads the current indices (validated) so a side can attach
+ * Attach one side. @cap must be a power of two from IVSHMEM_RING_MIN_CAP to
+ * IVSHMEM_RING_MAX_CAP, @data 8-byte aligned. A producer writes the invalid
+ * marker at its position. Reads the current indices (validated) so a side can attach
  * to a ring that already holds records. -EINVAL for bad arguments, -EBADMSG
  * for inconsistent shared indices.
  */
@@ -102,8 +116,15 @@ void ivshmem_ring_disarm(struct ivshmem_ring *r);
 
 /* Snapshot queries (for poll loops): bytes used as seen now; -EBADMSG if inconsistent. */
 int64_t ivshmem_ring_used(struct ivshmem_ring *r);
-/* Consumer: true if a record may be waiting (cheap; no validation). */
+/* Consumer: true if a record may be waiting (one load of the header; no validation). */
 bool ivshmem_ring_readable(const struct ivshmem_ring *r);
+/*
+ * Consumer: spin on the header at our position for at most @checks checks,
+ * with a pause between them (doubling up to 64 pauses with
+ * IVSHMEM_RING_POLL_BACKOFF). True when a record may be waiting.
+ */
+bool ivshmem_ring_poll_wait(const struct ivshmem_ring *r, unsigned long checks,
+			    unsigned int flags);
 /* Producer: true when a record of @len bytes fits now. */
 bool ivshmem_ring_writable(struct ivshmem_ring *r, size_t len);
 

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "backend/backends.h"
 #include "core/error.h"
+#include "core/evfd.h"
 
 #include "ivshmem/protocol.h"
 
@@ -94,6 +95,17 @@ static int apply(struct ivshmem_region *r, struct server_state *st, int64_t valu
 
 	if (value >= 0 && value <= IVSHMEM_MAX_PEER_ID && fd < 0)
 		known = ivshmem_client_proto_peer(&st->proto, (uint16_t)value) != NULL;
+	/* Doorbells are written and read without a second thought: they must be eventfds. */
+	if (st->proto.state == IVSHMEM_CLIENT_RUNNING && fd >= 0 && value >= 0 &&
+	    value <= IVSHMEM_MAX_PEER_ID) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "the server's fd for peer %lld", (long long)value);
+		if (ivshmem_evfd_check(fd, what) < 0) {
+			close(fd);
+			return -EPROTO;
+		}
+	}
 	ev = ivshmem_client_proto_feed(&st->proto, value, fd, &peer);
 	if (ev < 0)
 		return ev;
@@ -162,17 +174,21 @@ static struct ivshmem_proto_peer *find_peer(struct ivshmem_region *r, uint16_t p
 static int server_notify(struct ivshmem_region *r, uint16_t peer, uint16_t vector)
 {
 	struct ivshmem_proto_peer *pp = find_peer(r, peer);
-	const uint64_t one = 1;
+	int ret;
 
 	if (!pp)
 		return ivshmem_fail(ENOENT, "no peer %u on this server", peer);
 	if (vector >= pp->nfds)
 		return ivshmem_fail(EINVAL, "peer %u has %u vector%s; cannot ring vector %u", peer,
 				    pp->nfds, pp->nfds == 1 ? "" : "s", vector);
-	/* EAGAIN means the counter is saturated: the peer has a wake-up pending anyway. */
-	if (write(pp->fds[vector], &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
-		return ivshmem_fail(errno, "ringing peer %u vector %u: %s", peer, vector,
-				    strerror(errno));
+	/* Never blocks, whatever a peer did to the shared O_NONBLOCK (core/evfd.h). */
+	ret = ivshmem_evfd_signal(pp->fds[vector]);
+	if (ret < 0) {
+		char why[IVSHMEM_ERRMSG_MAX];
+
+		snprintf(why, sizeof(why), "%s", ivshmem_errmsg());
+		return ivshmem_fail(-ret, "ringing peer %u vector %u: %s", peer, vector, why);
+	}
 	return 0;
 }
 
@@ -303,8 +319,9 @@ static bool burst_complete(const struct server_state *st, int64_t quiet_since)
 	for (size_t i = 0; i < st->proto.npeers; i++)
 		if (st->proto.peers[i]->nfds > others)
 			others = st->proto.peers[i]->nfds;
-	if (others)
-		return st->proto.own.nfds >= others;
+	if (others && st->proto.own.nfds >= others)
+		return true;
+	/* Alone, or a peer announced with more vectors than we got: the quiet decides. */
 	return now_ms() - quiet_since >= QUIET_MS;
 }
 

@@ -7,6 +7,7 @@
 #include "core/region_internal.h"
 
 #include "core/error.h"
+#include "core/evfd.h"
 #include "ivshmem/iomem.h"
 
 #include <errno.h>
@@ -49,6 +50,7 @@ void ivshmem_close(struct ivshmem_region *r)
 {
 	if (!r)
 		return;
+	ivshmem_mapguard_remove(r);
 	if (r->ops && r->ops->close)
 		r->ops->close(r);
 	free(r);
@@ -115,6 +117,29 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Take one pending count among @pfd: 1 taken, 0 none, <0 error. */
+static int take_one(const struct pollfd *pfd, unsigned int n, unsigned int first, uint64_t *count)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t c;
+		int ret;
+
+		if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)))
+			continue;
+		if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL))
+			return ivshmem_fail(ENODEV, "vector %u: device gone", first + i);
+		ret = ivshmem_evfd_take(pfd[i].fd, &c);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			continue;	/* another reader took it */
+		if (count)
+			*count = c;
+		return 1;
+	}
+	return 0;
+}
+
 int ivshmem_wait(struct ivshmem_region *r, int vector, int timeout_ms, uint64_t *count)
 {
 	unsigned int first = vector < 0 ? 0 : (unsigned int)vector;
@@ -137,6 +162,7 @@ int ivshmem_wait(struct ivshmem_region *r, int vector, int timeout_ms, uint64_t 
 			return pfd[i].fd;
 		pfd[i].events = POLLIN;
 	}
+	/* Every pass honours the deadline, whatever the fds report (a stolen count, say). */
 	for (;;) {
 		int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
 		int ret;
@@ -148,25 +174,13 @@ int ivshmem_wait(struct ivshmem_region *r, int vector, int timeout_ms, uint64_t 
 			continue;
 		if (ret < 0)
 			return ivshmem_fail(errno, "poll: %s", strerror(errno));
-		if (ret == 0)
-			return 0;
-		for (unsigned int i = 0; i < n; i++) {
-			uint64_t c;
-
-			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
-				continue;
-			if (pfd[i].revents & (POLLERR | POLLHUP))
-				return ivshmem_fail(ENODEV, "vector %u: device gone", first + i);
-			if (read(pfd[i].fd, &c, sizeof(c)) != sizeof(c)) {
-				if (errno == EAGAIN)
-					continue;	/* another reader took it */
-				return ivshmem_fail(errno, "reading vector %u: %s", first + i,
-						    strerror(errno));
-			}
-			if (count)
-				*count = c;
-			return 1;
+		if (ret > 0) {
+			ret = take_one(pfd, n, first, count);
+			if (ret != 0)
+				return ret;
 		}
+		if (deadline >= 0 && now_ms() >= deadline)
+			return 0;
 	}
 }
 
@@ -189,7 +203,7 @@ int ivshmem_read(const struct ivshmem_region *r, uint64_t offset, void *dst, siz
 		ivshmem_iomem_read(dst, (const char *)r->base + offset, len);
 	else
 		memcpy(dst, (const char *)r->base + offset, len);
-	return 0;
+	return ivshmem_check_mapping(r);
 }
 
 int ivshmem_write(struct ivshmem_region *r, uint64_t offset, const void *src, size_t len)
@@ -202,7 +216,7 @@ int ivshmem_write(struct ivshmem_region *r, uint64_t offset, const void *src, si
 		ivshmem_iomem_write((char *)r->base + offset, src, len);
 	else
 		memcpy((char *)r->base + offset, src, len);
-	return 0;
+	return ivshmem_check_mapping(r);
 }
 
 int ivshmem_peer_list(struct ivshmem_region *r, uint16_t *ids, size_t max)

@@ -30,6 +30,18 @@ struct ivshmem_region {
 	unsigned int vectors;	/* own vectors with an event fd; 0: no interrupts */
 	bool device_memory;	/* uncached/device mapping: aligned accesses only */
 	void *priv;		/* backend state */
+	struct ivshmem_mapguard *guard;	/* SIGBUS registration (mapguard.c); NULL: none */
 };
+
+/*
+ * lib/core/mapguard.c: register @r's mapping (base, size) with the process-wide
+ * SIGBUS handler, which turns a fault in a vanished part into zero pages and a
+ * lost flag (see there). lib/open registers every region it opens; close
+ * deregisters. 0 or -errno.
+ */
+int ivshmem_mapguard_add(struct ivshmem_region *r);
+void ivshmem_mapguard_remove(struct ivshmem_region *r);
+/* True once a fault in @r's mapping was caught: its memory reads as zeros now. */
+bool ivshmem_mapguard_lost(const struct ivshmem_region *r);
 
 #endif

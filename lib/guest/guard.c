@@ -6,15 +6,12 @@
  *
  * When a PCI device is hot-removed the kernel revokes sysfs resource
  * mappings, and the next access raises SIGBUS; a /dev/mem mapping is not
- * revoked and simply reads all-ones. A checked copy therefore (1) runs under
- * a SIGBUS guard that turns the signal into -ENODEV, and (2) afterwards checks
- * that the same device (same address, same BAR2) is still there, so bytes read
- * during a removal are never returned as good. A truncated host file raises
- * SIGBUS the same way and is reported likewise.
- *
- * The guard is a process-wide SIGBUS handler installed on first use. A SIGBUS
- * outside a checked copy is passed on to the handler that was there before
- * (or the default action, which kills the process as it would have anyway).
+ * revoked and simply reads all-ones. A checked copy therefore (1) relies on
+ * lib/core/mapguard.c, whose process-wide SIGBUS handler turns a fault in any
+ * registered region into zero pages and a lost flag, and (2) afterwards checks
+ * that flag and that the same device (same address, same BAR2) is still
+ * there, so bytes read during a removal are never returned as good. A
+ * truncated host file is caught by the same handler and reported likewise.
  */
 #include "core/region_internal.h"
 #include "core/error.h"
@@ -23,46 +20,7 @@
 #include "guest/pci_internal.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <string.h>
-
-static struct sigaction previous;
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_error;
-static __thread sigjmp_buf *guard_jmp;
-
-static void on_sigbus(int sig, siginfo_t *info, void *ctx)
-{
-	sigjmp_buf *jmp = guard_jmp;
-
-	if (jmp) {
-		guard_jmp = NULL;
-		siglongjmp(*jmp, 1);
-	}
-	/* Not ours: behave as if we were never installed. */
-	if (previous.sa_flags & SA_SIGINFO) {
-		previous.sa_sigaction(sig, info, ctx);
-	} else if (previous.sa_handler != SIG_IGN && previous.sa_handler != SIG_DFL) {
-		previous.sa_handler(sig);
-	} else {
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-}
-
-static void install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_sigbus;
-	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, &previous) < 0)
-		install_error = errno;
-}
 
 static const struct ivshmem_guest_head *guest_head(const struct ivshmem_region *r)
 {
@@ -76,11 +34,22 @@ static const struct ivshmem_guest_head *guest_head(const struct ivshmem_region *
 	}
 }
 
+static int lost_error(const struct ivshmem_region *r)
+{
+	const struct ivshmem_guest_head *h = guest_head(r);
+
+	if (h)
+		return ivshmem_fail(ENODEV, "%s: SIGBUS: the device was removed while mapped", h->bdf);
+	return ivshmem_check_mapping(r);
+}
+
 int ivshmem_region_present(const struct ivshmem_region *r)
 {
 	const struct ivshmem_guest_head *h = guest_head(r);
 	uint64_t phys, size;
 
+	if (ivshmem_mapguard_lost(r))
+		return lost_error(r);
 	if (!h)
 		return 0;	/* host files, server peers and the driver report removal themselves */
 	if (!ivshmem_pci_present(h->bdf) || ivshmem_pci_bar(h->bdf, 2, &phys, &size) < 0 ||
@@ -92,25 +61,11 @@ int ivshmem_region_present(const struct ivshmem_region *r)
 int ivshmem_guarded(struct ivshmem_region *r, int (*fn)(struct ivshmem_region *r, void *arg),
 		    void *arg)
 {
-	sigjmp_buf jmp;
-	int ret;
+	int ret = fn(r, arg);
 
-	pthread_once(&install_once, install);
-	if (install_error)
-		return ivshmem_fail(install_error, "cannot install the SIGBUS guard: %s",
-				    strerror(install_error));
-	if (sigsetjmp(jmp, 1)) {
-		const struct ivshmem_guest_head *h = guest_head(r);
-
-		if (h)
-			return ivshmem_fail(ENODEV, "%s: SIGBUS: the device was removed while mapped",
-					    h->bdf);
-		return ivshmem_fail(ENODEV, "SIGBUS: the region's memory went away "
-				    "(backing file truncated?)");
-	}
-	guard_jmp = &jmp;
-	ret = fn(r, arg);
-	guard_jmp = NULL;
+	/* A fault in @fn was caught by lib/core's handler: what @fn saw was zeros. */
+	if (ivshmem_mapguard_lost(r))
+		return lost_error(r);
 	if (ret < 0)
 		return ret;
 	/* Bytes read during a removal are not good even without a fault (/dev/mem). */

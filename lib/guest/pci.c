@@ -306,7 +306,7 @@ static void read_name(struct ivshmem_pci_dev *dev)
 
 int ivshmem_pci_probe(const char *bdf, struct ivshmem_pci_dev *dev, unsigned int flags)
 {
-	unsigned long vendor, device, rev;
+	unsigned long vendor = 0, device = 0, rev;
 	uint64_t bar1_phys, bar1_size;
 	int ret;
 

@@ -7,18 +7,21 @@
  * where the backend has them and polling where it does not.
  *
  * Section (offsets from its start, little-endian):
- *      0  u64 magic "IVSHCHAN", u32 version 1, u32 flags
+ *      0  u64 magic "IVSHCHAN", u32 version 2, u32 flags
  *     16  u64 ring_cap (bytes per direction), 24 u64 epoch (bumped on reset)
  *    128  slot 0 (128 bytes), 256 slot 1 (128 bytes)
  *    512  ring 0 control (slot 0 -> slot 1), 1024 ring 1 control (slot 1 -> slot 0)
  *   4096  ring 0 data, 4096 + cap ring 1 data
  * Slot: 0 u32 state, 4 u32 peer_id, 8 u32 vector, 12 u32 flags,
- *       16 u64 heartbeat, 24 u64 token, 32 u32 heartbeat_ms
+ *       16 u64 heartbeat, 24 u64 token, 32 u32 heartbeat_ms, 36 u32 pid,
+ *       40 u64 host (kernel + pid namespace of the owner; 0 unknown)
  */
+#define _GNU_SOURCE	/* ppoll */
 #include "ivshmem/channel.h"
 
 #include "ivshmem/layout.h"
 #include "core/error.h"
+#include "core/evfd.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -27,26 +30,32 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CH_MAGIC		"IVSHCHAN"
-#define CH_VERSION		1u
+#define CH_VERSION		2u	/* 2: ring format v2 (docs/ring.md) */
 #define CH_CTRL_SIZE		4096u
 #define CH_SLOT(i)		(128u + 128u * (i))
 #define CH_RING_CTRL(i)		(512u + 512u * (i))
 #define CH_MIN_CAP		4096u
-#define CH_MAX_CAP		(1ull << 40)
+#define CH_MAX_CAP		IVSHMEM_RING_MAX_CAP
 
 enum { S_STATE = 0, S_PEER = 4, S_VECTOR = 8, S_FLAGS = 12, S_HEARTBEAT = 16, S_TOKEN = 24,
-       S_HB_MS = 32 };
+       S_HB_MS = 32, S_PID = 36, S_HOST = 40 };
 enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_CLOSED = 2 };
 #define SLOT_WAKEABLE	(1u << 0)	/* sleeps on doorbells: kick it */
 #define SLOT_CAN_NOTIFY	(1u << 1)	/* can ring doorbells */
+#define SLOT_SEND_ONLY	(1u << 2)	/* role: never receives */
+#define SLOT_RECV_ONLY	(1u << 3)	/* role: never sends */
+#define SLOT_ROLES	(SLOT_SEND_ONLY | SLOT_RECV_ONLY)
 #define NO_PEER		0xffffffffu
 
 #define DEFAULT_RING	(64u * 1024)
@@ -55,6 +64,7 @@ enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_CLOSED = 2 };
 #define DEFAULT_DEAD_MS	3000
 #define POLL_MIN_NS	20000LL		/* polling sleeps back off from 20 us ... */
 #define POLL_MAX_NS	1000000LL	/* ... to 1 ms */
+#define WAIT_MAX_NS	50000000LL	/* ... or to 50 ms while no peer has opened (it rings us) */
 
 struct ivshmem_channel {
 	struct ivshmem_region *r;
@@ -73,11 +83,17 @@ struct ivshmem_channel {
 	uint32_t remote_peer, remote_vector, remote_flags, remote_hb_ms;
 	uint64_t remote_token, remote_hb;
 	int64_t remote_hb_change;
+	uint32_t remote_pid;
+	uint64_t remote_host;
 	int64_t last_check;	/* when we last looked at the heartbeat */
 	enum ivshmem_channel_state state;
 	const char *why_dead;
 	/* Statistics. */
 	uint64_t sent, received, sleeps, doorbell_wakeups;
+	/* Who we are: the fork generation and pid at open, the kernel we run on. */
+	unsigned long fork_gen;
+	pid_t owner_pid;
+	uint64_t host;
 	/* Heartbeat thread. */
 	pthread_t hb_thread;
 	bool hb_running;
@@ -138,12 +154,97 @@ static uint64_t random_token(void)
 	return v ? v : 1;
 }
 
+/* ---- who owns a slot ------------------------------------------------------------------- */
+
+/*
+ * fork(): the child gets a copy of every channel but not the heartbeat thread.
+ * A counter bumped in every child tells a channel that it was inherited.
+ */
+static unsigned long fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	__atomic_add_fetch(&fork_generation, 1, __ATOMIC_RELAXED);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+static bool inherited(const struct ivshmem_channel *ch)
+{
+	return __atomic_load_n(&fork_generation, __ATOMIC_RELAXED) != ch->fork_gen;
+}
+
+static int inherited_error(const struct ivshmem_channel *ch)
+{
+	return ivshmem_fail(EBADFD, "channel '%s' belongs to process %d, which opened it; a "
+			    "child forked after open can only close it (and opens its own)",
+			    ch->name, (int)ch->owner_pid);
+}
+
+/*
+ * The kernel and pid namespace we run in: a hash of the boot id and the pid
+ * namespace, 0 if unknown. Endpoints with the same non-zero value see the same
+ * pids, so one can ask the kernel whether the other's process still exists.
+ */
+static uint64_t host_id(void)
+{
+	char boot[64];
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a 64 */
+	struct stat st;
+	ssize_t n = -1;
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		n = read(fd, boot, sizeof(boot));
+		close(fd);
+	}
+	if (n < 32 || stat("/proc/self/ns/pid", &st) < 0)
+		return 0;
+	for (ssize_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)boot[i]) * 0x100000001b3ull;
+	h = (h ^ (uint64_t)st.st_ino) * 0x100000001b3ull;
+	h = (h ^ (uint64_t)st.st_dev) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+enum owner { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_GONE };
+
+/*
+ * What can be known at once about the owner of an OPEN slot, without watching
+ * its heartbeat: on our kernel, whether its pid exists; as a doorbell peer of
+ * our server, whether the server still lists it. Otherwise (another VM) only
+ * the heartbeat tells.
+ */
+static enum owner owner_status(struct ivshmem_channel *ch, uint32_t pid, uint64_t host,
+			       uint32_t peer, uint32_t flags)
+{
+	if (host && host == ch->host && pid > 0 && pid <= INT32_MAX) {
+		if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
+			return OWNER_ALIVE;
+		if (errno == ESRCH)
+			return OWNER_GONE;
+	}
+	if ((flags & SLOT_CAN_NOTIFY) && peer <= 0xffff && (int)peer != ivshmem_own_id(ch->r)) {
+		int ret = ivshmem_peer_vectors(ch->r, (uint16_t)peer);
+
+		if (ret == -ENOENT)
+			return OWNER_GONE;
+		if (ret >= 0)
+			return OWNER_ALIVE;
+	}
+	return OWNER_UNKNOWN;
+}
+
 /* ---- section format and validation ---------------------------------------------------- */
 
-static void format_rings(uint8_t *sec)
+static void format_rings(uint8_t *sec, uint64_t cap)
 {
-	ivshmem_ring_format(sec + CH_RING_CTRL(0));
-	ivshmem_ring_format(sec + CH_RING_CTRL(1));
+	ivshmem_ring_format(sec + CH_RING_CTRL(0), sec + CH_CTRL_SIZE);
+	ivshmem_ring_format(sec + CH_RING_CTRL(1), sec + CH_CTRL_SIZE + cap);
 }
 
 static int init_section(struct ivshmem_region *r, const struct ivshmem_section *s, void *arg)
@@ -163,7 +264,7 @@ static int init_section(struct ivshmem_region *r, const struct ivshmem_section *
 		v32 = htole32(NO_PEER);
 		memcpy(sec + CH_SLOT(i) + S_PEER, &v32, 4);
 	}
-	format_rings(sec);
+	format_rings(sec, cap);
 	return 0;
 }
 
@@ -184,6 +285,10 @@ static int check_section(struct ivshmem_channel *ch, const struct ivshmem_sectio
 	if (memcmp(head, CH_MAGIC, 8) != 0)
 		return ivshmem_fail(EBADMSG, "channel '%s': bad magic (not initialised or corrupt)",
 				    s->name);
+	if (version == 1)
+		return ivshmem_fail(EPROTO, "channel '%s': made by an older version (channel and ring "
+				    "format 1, this library speaks 2): re-create the region with "
+				    "'ivshmem format'", s->name);
 	if (version != CH_VERSION)
 		return ivshmem_fail(EPROTO, "channel '%s': unsupported version %" PRIu32, s->name,
 				    version);
@@ -223,7 +328,10 @@ static void update_timer(struct ivshmem_channel *ch)
 
 	if (check > 250000000L)
 		check = 250000000L;
-	set_timer(ch, doorbell_mode(ch) ? check : 1000000L);
+	if (doorbell_mode(ch))
+		set_timer(ch, check);
+	else	/* Polling: 1 ms ticks, 50 ms while no peer has opened (it rings us if it can). */
+		set_timer(ch, ch->state == IVSHMEM_CHANNEL_WAITING ? WAIT_MAX_NS : POLL_MAX_NS);
 }
 
 static void peer_dead(struct ivshmem_channel *ch, const char *why)
@@ -234,7 +342,11 @@ static void peer_dead(struct ivshmem_channel *ch, const char *why)
 	}
 }
 
-/* Drain server notices; a leave of our peer means it died. */
+/*
+ * Drain server notices. A leave of our peer means it died, unless it closed
+ * its end first: a closer stores CLOSED before it leaves the server, so the
+ * slot, read after the notice, tells a close from a death.
+ */
 static void drain_peer_events(struct ivshmem_channel *ch)
 {
 	struct ivshmem_peer_event ev;
@@ -243,8 +355,15 @@ static void drain_peer_events(struct ivshmem_channel *ch)
 	if (ch->ctlfd < 0)
 		return;
 	while ((ret = ivshmem_next_peer_event(ch->r, &ev)) == 1) {
-		if (ev.type == IVSHMEM_PEER_LEAVE && ch->remote_seen && ch->remote_peer == ev.peer)
+		if (ev.type != IVSHMEM_PEER_LEAVE || !ch->remote_seen || ch->remote_peer != ev.peer)
+			continue;
+		if (ld32(slot32(ch, 1 - ch->me, S_STATE)) == SLOT_CLOSED &&
+		    ld64(slot64(ch, 1 - ch->me, S_TOKEN)) == ch->remote_token) {
+			if (ch->state == IVSHMEM_CHANNEL_CONNECTED)
+				ch->state = IVSHMEM_CHANNEL_PEER_CLOSED;
+		} else {
 			peer_dead(ch, "the server reported that its peer left");
+		}
 	}
 	if (ret < 0) {
 		/* The server went away or cannot report: heartbeats still work. */
@@ -261,7 +380,8 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 
 	if (ch->state == IVSHMEM_CHANNEL_BROKEN || ch->state == IVSHMEM_CHANNEL_PEER_DEAD)
 		return ch->state;
-	if (ch->tx.broken || ch->rx.broken) {
+	/* Also when the region's memory went away (SIGBUS caught by lib/core: zeros now). */
+	if (ch->tx.broken || ch->rx.broken || ivshmem_check_mapping(ch->r) < 0) {
 		ch->state = IVSHMEM_CHANNEL_BROKEN;
 		return ch->state;
 	}
@@ -278,6 +398,8 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 			ch->remote_flags = ld32(slot32(ch, other, S_FLAGS));
 			ch->remote_hb_ms = ld32(slot32(ch, other, S_HB_MS));
 			ch->remote_token = token;
+			ch->remote_pid = ld32(slot32(ch, other, S_PID));
+			ch->remote_host = ld64(slot64(ch, other, S_HOST));
 			ch->remote_hb = ld64(slot64(ch, other, S_HEARTBEAT));
 			ch->remote_hb_change = now_ns();
 			/* Nonsense doorbell targets are not rung (ivshmem IDs are 16-bit). */
@@ -314,6 +436,12 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 		} else if (ch->remote_hb_ms > 0 && ch->o.dead_ms > 0 &&
 			   now - ch->remote_hb_change > (int64_t)ch->o.dead_ms * 1000000LL) {
 			peer_dead(ch, "its heartbeat stopped");
+		} else if (ch->remote_hb_ms > 0 &&
+			   now - ch->remote_hb_change > 2 * (int64_t)ch->remote_hb_ms * 1000000LL &&
+			   ch->remote_host && ch->remote_host == ch->host &&
+			   owner_status(ch, ch->remote_pid, ch->remote_host, NO_PEER, 0) == OWNER_GONE) {
+			/* A late heartbeat on our own kernel: ask whether its process exists. */
+			peer_dead(ch, "its process exited");
 		}
 	} else if (st == SLOT_FREE) {
 		if (ch->remote_seen)
@@ -383,6 +511,7 @@ static void *heartbeat_main(void *arg)
 static int start_heartbeat(struct ivshmem_channel *ch)
 {
 	pthread_condattr_t ca;
+	sigset_t all, old;
 	int ret;
 
 	if (ch->o.heartbeat_ms <= 0)
@@ -392,7 +521,11 @@ static int start_heartbeat(struct ivshmem_channel *ch)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&ch->hb_cond, &ca);
 	pthread_condattr_destroy(&ca);
+	/* The thread inherits a full mask: the application's handlers never run on it. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	ret = pthread_create(&ch->hb_thread, NULL, heartbeat_main, ch);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret)
 		return ivshmem_fail(ret, "cannot start the heartbeat thread: %s", strerror(ret));
 	ch->hb_running = true;
@@ -403,6 +536,11 @@ static void stop_heartbeat(struct ivshmem_channel *ch)
 {
 	if (!ch->hb_running)
 		return;
+	if (inherited(ch)) {
+		/* A forked child: the thread runs in the parent only, and its lock may be held. */
+		ch->hb_running = false;
+		return;
+	}
 	pthread_mutex_lock(&ch->hb_lock);
 	ch->hb_stop = true;
 	pthread_cond_signal(&ch->hb_cond);
@@ -415,65 +553,139 @@ static void stop_heartbeat(struct ivshmem_channel *ch)
 
 /* ---- open ------------------------------------------------------------------------------ */
 
+/*
+ * Count the records in the ring sent from @slot that its consumer has not
+ * read, and their payload bytes, through a private consumer view of the ring
+ * that peeks and releases locally and never publishes (the real consumer's
+ * index is not touched). The ring code validates what it reads.
+ */
+static int count_records(struct ivshmem_channel *ch, int slot, uint64_t *records, uint64_t *bytes)
+{
+	struct ivshmem_ring probe;
+	uint64_t end;
+
+	*records = *bytes = 0;
+	if (ivshmem_ring_attach(&probe, ch->sec + CH_RING_CTRL(slot),
+				ch->sec + CH_CTRL_SIZE + (uint64_t)slot * ch->cap, ch->cap,
+				IVSHMEM_RING_CONSUMER) < 0)
+		return -EBADMSG;
+	end = probe.remote;	/* the producer's index when we attached */
+	while ((int64_t)(end - probe.local) > 0) {
+		const void *data;
+		size_t len;
+
+		probe.published = probe.local;	/* so an empty peek has nothing to publish */
+		if (ivshmem_ring_peek(&probe, &data, &len) < 0)
+			return -EBADMSG;
+		(*records)++;
+		*bytes += len;
+		ivshmem_ring_release(&probe, IVSHMEM_RING_MORE);
+	}
+	return 0;
+}
+
+/* What a departed endpoint of @slot left in its ring for whoever takes the other slot. */
+static void leftovers(struct ivshmem_channel *ch, int slot, uint64_t *records, uint64_t *bytes)
+{
+	if (count_records(ch, slot, records, bytes) < 0 && !*records)
+		*records = 1;	/* inconsistent: let a receiver find out what is there */
+}
+
+static uint32_t own_role(const struct ivshmem_channel *ch)
+{
+	return (ch->o.flags & IVSHMEM_CHANNEL_SEND_ONLY ? SLOT_SEND_ONLY : 0) |
+	       (ch->o.flags & IVSHMEM_CHANNEL_RECV_ONLY ? SLOT_RECV_ONLY : 0);
+}
+
 struct slot_view {
-	uint32_t state;
-	uint64_t hb;
-	uint32_t hb_ms;
+	uint32_t state, flags;
+	bool alive;		/* OPEN and not known to be gone */
+	bool confirmed;		/* alive, and its process or server peer was seen to exist */
+	bool gone;		/* CLOSED (or garbage), or OPEN with an owner known to be gone */
 };
 
 /*
+ * Read slot @i for choose_slot(). @seen/@since carry heartbeat observations
+ * across retries, so a silent slot is judged dead only after dead_ms of our
+ * own clock; an owner known to be gone (owner_status()) is gone at once.
+ */
+static void view_slot(struct ivshmem_channel *ch, int i, uint64_t seen[2], int64_t since[2],
+		      int64_t now, struct slot_view *v)
+{
+	enum owner owner = OWNER_UNKNOWN;
+	uint64_t hb = ld64(slot64(ch, i, S_HEARTBEAT));
+	bool silent;
+
+	v->state = ld32(slot32(ch, i, S_STATE));
+	v->flags = ld32(slot32(ch, i, S_FLAGS));
+	if (hb != seen[i] || since[i] == 0) {
+		seen[i] = hb;
+		since[i] = now;
+	}
+	silent = ld32(slot32(ch, i, S_HB_MS)) > 0 && ch->o.dead_ms > 0 &&
+		 now - since[i] > (int64_t)ch->o.dead_ms * 1000000LL;
+	if (v->state == SLOT_OPEN && !silent)
+		owner = owner_status(ch, ld32(slot32(ch, i, S_PID)), ld64(slot64(ch, i, S_HOST)),
+				     ld32(slot32(ch, i, S_PEER)), v->flags);
+	v->alive = v->state == SLOT_OPEN && !silent && owner != OWNER_GONE;
+	v->confirmed = v->alive && owner == OWNER_ALIVE;
+	v->gone = v->state != SLOT_FREE && !v->alive;
+}
+
+/* choose_slot() results besides a slot number (not errno values). */
+enum { CHOOSE_RETRY = -10000, CHOOSE_REFUSE = -10001 };
+
+/*
  * Pick a slot under the layout lock (docs/channel.md "Opening"). Returns the
- * slot, or -EBUSY when both ends are in use by live endpoints. @seen/@since
- * carry heartbeat observations across retries, so a silent slot is judged
- * dead only after dead_ms of our own clock.
+ * slot; CHOOSE_RETRY while the channel is in use and may become free;
+ * CHOOSE_REFUSE when our end is taken for good (a live endpoint of our role,
+ * or a departed sender's records and we only send). @why says which.
  */
 static int choose_slot(struct ivshmem_channel *ch, uint64_t seen[2], int64_t since[2],
-		       bool *reset)
+		       bool *reset, char *why, size_t whylen)
 {
+	uint32_t role = own_role(ch);
 	struct slot_view v[2];
-	bool gone[2], alive[2];
 	int64_t now = now_ns();
 
 	*reset = false;
-	for (int i = 0; i < 2; i++) {
-		v[i].state = ld32(slot32(ch, i, S_STATE));
-		v[i].hb = ld64(slot64(ch, i, S_HEARTBEAT));
-		v[i].hb_ms = ld32(slot32(ch, i, S_HB_MS));
-		if (v[i].hb != seen[i] || since[i] == 0) {
-			seen[i] = v[i].hb;
-			since[i] = now;
-		}
-		alive[i] = v[i].state == SLOT_OPEN &&
-			   !(v[i].hb_ms > 0 && ch->o.dead_ms > 0 &&
-			     now - since[i] > (int64_t)ch->o.dead_ms * 1000000LL);
-		gone[i] = v[i].state == SLOT_CLOSED || (v[i].state == SLOT_OPEN && !alive[i]) ||
-			  v[i].state > SLOT_CLOSED;
-	}
+	for (int i = 0; i < 2; i++)
+		view_slot(ch, i, seen, since, now, &v[i]);
 	if (v[0].state == SLOT_FREE && v[1].state == SLOT_FREE)
 		return 0;
 	for (int i = 0; i < 2; i++) {
-		int other = 1 - i;
+		const struct slot_view *other = &v[1 - i];
+		uint64_t records, bytes;
 
 		if (v[i].state != SLOT_FREE)
 			continue;
-		if (alive[other])
-			return i;
-		/* The other end left: take its leftovers if any, else start afresh. */
-		struct ivshmem_ring probe;
-
-		if (ivshmem_ring_attach(&probe, ch->sec + CH_RING_CTRL(other),
-					ch->sec + CH_CTRL_SIZE + (uint64_t)other * ch->cap, ch->cap,
-					IVSHMEM_RING_CONSUMER) == 0 &&
-		    ivshmem_ring_used(&probe) > 0)
+		if (other->alive) {
+			if (!(role & other->flags & SLOT_ROLES))
+				return i;	/* we are the second endpoint */
+			snprintf(why, whylen, "another %s endpoint is open%s",
+				 role & SLOT_SEND_ONLY ? "send-only" : "receive-only",
+				 other->confirmed ? "" : " (waiting in case it is gone)");
+			return other->confirmed ? CHOOSE_REFUSE : CHOOSE_RETRY;
+		}
+		/* The other end left: take its leftovers if any (to receive them), else start afresh. */
+		leftovers(ch, 1 - i, &records, &bytes);
+		if (records && (role & SLOT_SEND_ONLY)) {
+			snprintf(why, whylen, "a sender that left has %" PRIu64 " message%s (%" PRIu64
+				 " bytes) waiting for a receiver", records, records == 1 ? "" : "s",
+				 bytes);
+			return CHOOSE_REFUSE;
+		}
+		if (records)
 			return i;
 		*reset = true;
 		return 0;
 	}
-	if (gone[0] && gone[1]) {
+	if (v[0].gone && v[1].gone) {
 		*reset = true;
 		return 0;
 	}
-	return -EBUSY;
+	snprintf(why, whylen, "in use by two endpoints (or one still holds it after its peer left)");
+	return CHOOSE_RETRY;
 }
 
 static void reset_channel(struct ivshmem_channel *ch)
@@ -484,14 +696,14 @@ static void reset_channel(struct ivshmem_channel *ch)
 		memset(ch->sec + CH_SLOT(i), 0, 128);
 		st32(slot32(ch, i, S_PEER), NO_PEER);
 	}
-	format_rings(ch->sec);
+	format_rings(ch->sec, ch->cap);
 	st64((uint64_t *)(ch->sec + 24), epoch + 1);
 }
 
 static void claim_slot(struct ivshmem_channel *ch)
 {
 	int own = ivshmem_own_id(ch->r);
-	uint32_t flags = 0;
+	uint32_t flags = own_role(ch);
 
 	if (ch->wakeable)
 		flags |= SLOT_WAKEABLE;
@@ -503,6 +715,8 @@ static void claim_slot(struct ivshmem_channel *ch)
 	st64(slot64(ch, ch->me, S_HEARTBEAT), 1);
 	st64(slot64(ch, ch->me, S_TOKEN), ch->token);
 	st32(slot32(ch, ch->me, S_HB_MS), ch->o.heartbeat_ms > 0 ? (uint32_t)ch->o.heartbeat_ms : 0);
+	st32(slot32(ch, ch->me, S_PID), (uint32_t)ch->owner_pid);
+	st64(slot64(ch, ch->me, S_HOST), ch->host);
 	/* The state last: whoever sees OPEN sees the fields above. */
 	__atomic_store_n(slot32(ch, ch->me, S_STATE), htole32(SLOT_OPEN), __ATOMIC_SEQ_CST);
 }
@@ -558,17 +772,12 @@ static void apply_defaults(struct ivshmem_channel_opts *o)
 		o->dead_ms = DEFAULT_DEAD_MS;
 }
 
-int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r, const char *name,
-			 const struct ivshmem_channel_opts *opts)
+/* A new channel object with its options checked and defaulted; nothing shared is touched. */
+static int open_prepare(struct ivshmem_channel **out, struct ivshmem_region *r, const char *name,
+			const struct ivshmem_channel_opts *opts)
 {
 	struct ivshmem_channel *ch;
-	struct ivshmem_section s;
-	uint64_t seen[2] = { 0, 0 };
-	int64_t since[2] = { 0, 0 }, deadline;
-	int ret, slot;
-	bool reset;
 
-	*out = NULL;
 	if (ivshmem_is_device_memory(r))
 		return ivshmem_fail(ENOTSUP, "channels need cacheable memory for atomic operations; "
 				    "this %s mapping is uncached device memory: load ivshmem.ko "
@@ -584,63 +793,84 @@ int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r,
 	ch->r = r;
 	ch->state = IVSHMEM_CHANNEL_WAITING;
 	ch->token = random_token();
+	pthread_once(&fork_once, watch_forks);
+	ch->fork_gen = __atomic_load_n(&fork_generation, __ATOMIC_RELAXED);
+	ch->owner_pid = getpid();
+	ch->host = host_id();
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	*out = ch;
 	if ((ch->o.flags & IVSHMEM_CHANNEL_CREATE) &&
 	    (ch->o.ring_size < CH_MIN_CAP || ch->o.ring_size > CH_MAX_CAP ||
-	     (ch->o.ring_size & (ch->o.ring_size - 1)))) {
-		uint64_t bad = ch->o.ring_size;
-
-		free(ch);
+	     (ch->o.ring_size & (ch->o.ring_size - 1))))
 		return ivshmem_fail(EINVAL, "ring size %" PRIu64 ": a power of two from 4 KiB "
-				    "to 1 TiB", bad);
-	}
+				    "to 2 GiB", ch->o.ring_size);
+	if ((ch->o.flags & IVSHMEM_CHANNEL_SEND_ONLY) && (ch->o.flags & IVSHMEM_CHANNEL_RECV_ONLY))
+		return ivshmem_fail(EINVAL, "an endpoint cannot be both send-only and receive-only");
 	ch->wakeable = ivshmem_own_id(r) >= 0 && ch->o.vector < ivshmem_vectors(r);
+	return 0;
+}
 
-	deadline = now_ns() + (int64_t)(ch->o.open_timeout_ms > 0 ? ch->o.open_timeout_ms : 0) *
-				      1000000LL;
-	for (;;) {
-		uint32_t token;
+/*
+ * One try under the layout lock: find (or create) the section, pick a slot
+ * and claim it. Returns the slot, CHOOSE_RETRY/CHOOSE_REFUSE (@why says why),
+ * or a negative errno.
+ */
+static int open_attempt(struct ivshmem_channel *ch, uint64_t seen[2], int64_t since[2], char *why,
+			size_t whylen)
+{
+	struct ivshmem_section s;
+	uint32_t token;
+	bool reset;
+	int ret, slot;
 
-		ret = ivshmem_layout_lock(r, &token);
-		if (ret < 0)
-			goto fail;
-		ret = ivshmem_layout_find(r, name, &s);
-		if (ret == -ENOENT && (ch->o.flags & IVSHMEM_CHANNEL_CREATE)) {
-			uint64_t cap = ch->o.ring_size;
+	ret = ivshmem_layout_lock(ch->r, &token);
+	if (ret < 0)
+		return ret;
+	ret = ivshmem_layout_find(ch->r, ch->name, &s);
+	if (ret == -ENOENT && (ch->o.flags & IVSHMEM_CHANNEL_CREATE)) {
+		uint64_t cap = ch->o.ring_size;
 
-			ret = ivshmem_layout_add_locked(r, name, IVSHMEM_SECTION_CHANNEL,
-							CH_CTRL_SIZE + 2 * cap, init_section, &cap,
-							&s);
-		} else if (ret == -ENOENT) {
-			ret = ivshmem_fail(ENOENT, "no channel '%s' in the region (create it with "
-					   "'ivshmem format --channel %s' or the CREATE flag)",
-					   name, name);
-		}
-		if (ret == 0) {
-			ch->sec = (uint8_t *)ivshmem_base(r) + s.offset;
-			ret = check_section(ch, &s);
-		}
-		if (ret < 0) {
-			ivshmem_layout_unlock(r, token);
-			goto fail;
-		}
-		slot = choose_slot(ch, seen, since, &reset);
-		if (slot >= 0) {
-			if (reset)
-				reset_channel(ch);
-			ch->me = slot;
-			claim_slot(ch);
-		}
-		ivshmem_layout_unlock(r, token);
-		if (slot >= 0)
-			break;
-		if (now_ns() >= deadline) {
-			ret = ivshmem_fail(EBUSY, "channel '%s' is in use by two endpoints (or one "
-					   "still holds it after its peer left)", name);
-			goto fail;
-		}
-		usleep(10000);
+		ret = ivshmem_layout_add_locked(ch->r, ch->name, IVSHMEM_SECTION_CHANNEL,
+						CH_CTRL_SIZE + 2 * cap, init_section, &cap, &s);
+	} else if (ret == -ENOENT) {
+		ret = ivshmem_fail(ENOENT, "no channel '%s' in the region (create it with "
+				   "'ivshmem format --channel %s' or the CREATE flag)",
+				   ch->name, ch->name);
 	}
+	if (ret == 0) {
+		ch->sec = (uint8_t *)ivshmem_base(ch->r) + s.offset;
+		ret = check_section(ch, &s);
+	}
+	slot = ret < 0 ? ret : choose_slot(ch, seen, since, &reset, why, whylen);
+	if (slot >= 0) {
+		if (reset)
+			reset_channel(ch);
+		ch->me = slot;
+		claim_slot(ch);
+	}
+	ivshmem_layout_unlock(ch->r, token);
+	return slot;
+}
+
+/* Pause @ms between tries; -EINTR as soon as the cancel fd is readable. */
+static int open_pause(struct ivshmem_channel *ch, int ms)
+{
+	struct pollfd pfd = { .fd = ch->o.cancel_fd, .events = POLLIN };
+
+	if (ch->o.cancel_fd <= 0) {
+		usleep((useconds_t)ms * 1000);
+		return 0;
+	}
+	if (poll(&pfd, 1, ms) > 0)
+		return ivshmem_fail(EINTR, "channel '%s': interrupted while waiting to open",
+				    ch->name);
+	return 0;
+}
+
+/* After the claim: rings, wake-up sources, heartbeat; then wake a peer that waits for us. */
+static int open_finish(struct ivshmem_channel *ch)
+{
+	int ret;
 
 	ivshmem_ring_attach(&ch->tx, ch->sec + CH_RING_CTRL(ch->me),
 			    ch->sec + CH_CTRL_SIZE + (uint64_t)ch->me * ch->cap, ch->cap,
@@ -648,38 +878,78 @@ int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r,
 	ret = ivshmem_ring_attach(&ch->rx, ch->sec + CH_RING_CTRL(1 - ch->me),
 				  ch->sec + CH_CTRL_SIZE + (uint64_t)(1 - ch->me) * ch->cap, ch->cap,
 				  IVSHMEM_RING_CONSUMER);
-	if (ret < 0 || ch->tx.broken) {
-		ret = ivshmem_fail(EBADMSG, "channel '%s': corrupt ring indices", name);
-		goto release;
-	}
+	if (ret < 0 || ch->tx.broken)
+		return ivshmem_fail(EBADMSG, "channel '%s': corrupt ring indices", ch->name);
 	ch->tx.kick = ch->rx.kick = kick_peer;
 	ch->tx.kick_arg = ch->rx.kick_arg = ch;
 	ret = setup_fds(ch);
 	if (ret < 0)
-		goto release;
+		return ret;
 	ret = start_heartbeat(ch);
 	if (ret < 0)
-		goto release;
-	update_peer(ch);
+		return ret;
+	/* A peer waiting for us polls slowly (nobody was there): ring it if it sleeps on doorbells. */
+	if (update_peer(ch) == IVSHMEM_CHANNEL_CONNECTED)
+		kick_peer(ch);
+	return 0;
+}
+
+int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r, const char *name,
+			 const struct ivshmem_channel_opts *opts)
+{
+	struct ivshmem_channel *ch = NULL;
+	uint64_t seen[2] = { 0, 0 };
+	int64_t since[2] = { 0, 0 }, deadline;
+	char why[160] = "";
+	int ret;
+
+	*out = NULL;
+	ret = open_prepare(&ch, r, name, opts);
+	if (ret < 0)
+		goto fail;
+	deadline = now_ns() + (int64_t)(ch->o.open_timeout_ms > 0 ? ch->o.open_timeout_ms : 0) *
+			      1000000LL;
+	for (;;) {
+		ret = open_attempt(ch, seen, since, why, sizeof(why));
+		if (ret >= 0)
+			break;
+		if (ret == CHOOSE_REFUSE || (ret == CHOOSE_RETRY && now_ns() >= deadline)) {
+			ret = ivshmem_fail(EBUSY, "channel '%s' is taken: %s; channels are "
+					   "point-to-point (nothing buffered was touched)", name, why);
+			goto fail;
+		}
+		if (ret != CHOOSE_RETRY)
+			goto fail;
+		ret = open_pause(ch, 10);
+		if (ret < 0)
+			goto fail;
+	}
+	ret = open_finish(ch);
+	if (ret < 0) {
+		st32(slot32(ch, ch->me, S_STATE), SLOT_CLOSED);
+		goto fail;
+	}
 	*out = ch;
 	return 0;
 
-release:
-	st32(slot32(ch, ch->me, S_STATE), SLOT_CLOSED);
 fail:
-	free_channel(ch);
+	if (ch)
+		free_channel(ch);
 	return ret;
 }
 
 /* ---- waiting ---------------------------------------------------------------------------- */
 
+/*
+ * One non-blocking take empties a counter. Never read until read() fails: the
+ * eventfd's O_NONBLOCK is shared with every peer, which may clear it.
+ */
 static void drain_fd(int fd)
 {
 	uint64_t v;
 
 	if (fd >= 0)
-		while (read(fd, &v, sizeof(v)) == sizeof(v))
-			;
+		ivshmem_evfd_take(fd, &v);
 }
 
 /* Consume pending wake events so the pollable fd goes quiet. */
@@ -690,37 +960,54 @@ static void drain_events(struct ivshmem_channel *ch)
 }
 
 /*
- * Sleep after arming, until a doorbell/peer event, the next liveness check,
- * or @deadline (-1: none). Polling backends sleep a backoff step instead.
+ * Sleep after arming, until a doorbell, a peer event, the cancel fd, the next
+ * liveness check (doorbell mode) or back-off step (polling), or @deadline (-1:
+ * none). Polling backs off to 1 ms, or to 50 ms while no peer has opened; our
+ * doorbell, if we have one, is watched either way, so an arriving peer's ring
+ * ends the sleep at once. Returns 0, or -EINTR when the cancel fd is readable.
  */
-static void sleep_armed(struct ivshmem_channel *ch, int64_t deadline, int64_t *backoff)
+static int sleep_armed(struct ivshmem_channel *ch, int64_t deadline, int64_t *backoff)
 {
+	bool doorbells = doorbell_mode(ch);
 	int64_t now = now_ns(), ns;
+	struct pollfd pfd[3];
+	struct timespec ts;
+	int n = 0, ev = -1, cancel = -1;
 
 	ch->sleeps++;
-	if (doorbell_mode(ch)) {
-		struct pollfd pfd[2] = { { .fd = ch->evfd, .events = POLLIN },
-					 { .fd = ch->ctlfd, .events = POLLIN } };
+	if (doorbells) {
 		/* Wake up now and then to check heartbeats even without a doorbell. */
 		ns = ch->timer_ns > 0 ? ch->timer_ns : 100000000LL;
-		if (deadline >= 0 && deadline - now < ns)
-			ns = deadline - now > 0 ? deadline - now : 0;
-		if (poll(pfd, ch->ctlfd >= 0 ? 2 : 1, (int)((ns + 999999) / 1000000)) > 0 &&
-		    (pfd[0].revents & POLLIN)) {
-			ch->doorbell_wakeups++;
-			drain_fd(ch->evfd);
-		}
-		return;
+	} else {
+		int64_t max = ch->state == IVSHMEM_CHANNEL_WAITING ? WAIT_MAX_NS : POLL_MAX_NS;
+
+		ns = *backoff;
+		*backoff = *backoff * 2 > max ? max : *backoff * 2;
 	}
-	ns = *backoff;
 	if (deadline >= 0 && deadline - now < ns)
 		ns = deadline - now > 0 ? deadline - now : 0;
-	if (ns > 0) {
-		struct timespec ts = { .tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL };
-
-		nanosleep(&ts, NULL);
+	if (ch->evfd >= 0) {
+		ev = n;
+		pfd[n++] = (struct pollfd){ .fd = ch->evfd, .events = POLLIN };
 	}
-	*backoff = *backoff * 2 > POLL_MAX_NS ? POLL_MAX_NS : *backoff * 2;
+	if (ch->ctlfd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = ch->ctlfd, .events = POLLIN };
+	if (ch->o.cancel_fd > 0) {
+		cancel = n;
+		pfd[n++] = (struct pollfd){ .fd = ch->o.cancel_fd, .events = POLLIN };
+	}
+	ts.tv_sec = ns / 1000000000LL;
+	ts.tv_nsec = ns % 1000000000LL;
+	if (ppoll(pfd, (nfds_t)n, &ts, NULL) <= 0)
+		return 0;
+	if (cancel >= 0 && pfd[cancel].revents)
+		return ivshmem_fail(EINTR, "channel '%s': interrupted", ch->name);
+	if (ev >= 0 && (pfd[ev].revents & POLLIN)) {
+		if (doorbells)
+			ch->doorbell_wakeups++;
+		drain_fd(ch->evfd);
+	}
+	return 0;
 }
 
 static int64_t deadline_of(int timeout_ms)
@@ -739,6 +1026,10 @@ static int state_error(struct ivshmem_channel *ch, bool sending)
 				    "timeout %d ms)", ch->name, ch->why_dead ? ch->why_dead : "?",
 				    ch->o.dead_ms);
 	case IVSHMEM_CHANNEL_BROKEN:
+		if (ivshmem_check_mapping(ch->r) < 0)
+			return ivshmem_fail(ENODEV, "channel '%s': the shared memory went away under "
+					    "us (its file was truncated, or the device removed)",
+					    ch->name);
 		return ivshmem_fail(EBADMSG, "channel '%s': the peer corrupted the shared rings",
 				    ch->name);
 	default:
@@ -779,7 +1070,10 @@ static bool tx_ready(struct ivshmem_channel *ch, size_t len)
 int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len, int timeout_ms)
 {
 	int64_t deadline = -2, backoff = POLL_MIN_NS;
+	bool spun = false;
 
+	if (inherited(ch))
+		return inherited_error(ch);
 	if (len > ivshmem_ring_max_record(&ch->tx))
 		return ivshmem_fail(EMSGSIZE, "message of %zu bytes exceeds channel '%s' limit of "
 				    "%zu", len, ch->name, ivshmem_ring_max_record(&ch->tx));
@@ -790,6 +1084,10 @@ int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len
 		if (ch->state != IVSHMEM_CHANNEL_CONNECTED && ch->state != IVSHMEM_CHANNEL_WAITING)
 			return state_error(ch, true);
 		ret = ivshmem_ring_send(&ch->tx, buf, len, 0);
+		if (ret == 0 && ivshmem_check_mapping(ch->r) < 0) {
+			update_peer(ch);	/* what we wrote went nowhere */
+			return state_error(ch, true);
+		}
 		if (ret == 0) {
 			ch->sent++;
 			return 0;
@@ -804,8 +1102,12 @@ int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len
 		update_peer(ch);
 		if (ch->state != IVSHMEM_CHANNEL_CONNECTED && ch->state != IVSHMEM_CHANNEL_WAITING)
 			return state_error(ch, true);
-		if (spin_until(ch, tx_ready, len))
-			continue;
+		/* Spin once per call: spinning after every sleep would burn the CPU we sleep to save. */
+		if (!spun) {
+			spun = true;
+			if (spin_until(ch, tx_ready, len))
+				continue;
+		}
 		if (timeout_ms == 0 || (deadline >= 0 && now_ns() >= deadline)) {
 			drain_events(ch);
 			ret = ivshmem_ring_arm(&ch->tx, len);
@@ -819,8 +1121,10 @@ int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len
 		}
 		ret = ivshmem_ring_arm(&ch->tx, len);
 		if (ret == 0) {
-			sleep_armed(ch, deadline, &backoff);
+			ret = sleep_armed(ch, deadline, &backoff);
 			ivshmem_ring_disarm(&ch->tx);
+			if (ret < 0)
+				return ret;
 		}
 	}
 }
@@ -828,11 +1132,18 @@ int ivshmem_channel_send(struct ivshmem_channel *ch, const void *buf, size_t len
 ssize_t ivshmem_channel_recv(struct ivshmem_channel *ch, void *buf, size_t len, int timeout_ms)
 {
 	int64_t deadline = -2, backoff = POLL_MIN_NS;
+	bool spun = false;
 
+	if (inherited(ch))
+		return inherited_error(ch);
 	for (;;) {
 		ssize_t n = ivshmem_ring_recv(&ch->rx, buf, len, 0);
 		int ret;
 
+		if (n >= 0 && ivshmem_check_mapping(ch->r) < 0) {
+			update_peer(ch);	/* the record was read from zero pages */
+			return state_error(ch, false);
+		}
 		if (n >= 0) {
 			ch->received++;
 			return n;
@@ -854,8 +1165,11 @@ ssize_t ivshmem_channel_recv(struct ivshmem_channel *ch, void *buf, size_t len, 
 				continue;
 			return state_error(ch, false);
 		}
-		if (spin_until(ch, rx_ready, 0))
-			continue;
+		if (!spun) {
+			spun = true;
+			if (spin_until(ch, rx_ready, 0))
+				continue;
+		}
 		if (timeout_ms == 0 || (deadline >= 0 && now_ns() >= deadline)) {
 			/* Going back to the caller's poll loop: arm so the producer rings us. */
 			drain_events(ch);
@@ -869,8 +1183,10 @@ ssize_t ivshmem_channel_recv(struct ivshmem_channel *ch, void *buf, size_t len, 
 		}
 		ret = ivshmem_ring_arm(&ch->rx, 0);
 		if (ret == 0) {
-			sleep_armed(ch, deadline, &backoff);
+			ret = sleep_armed(ch, deadline, &backoff);
 			ivshmem_ring_disarm(&ch->rx);
+			if (ret < 0)
+				return ret;
 		}
 	}
 }
@@ -905,10 +1221,34 @@ struct ivshmem_ring *ivshmem_channel_rx(struct ivshmem_channel *ch)
 	return &ch->rx;
 }
 
+int ivshmem_channel_outq(struct ivshmem_channel *ch, uint64_t *records, uint64_t *bytes)
+{
+	ivshmem_ring_publish(&ch->tx);
+	if (count_records(ch, ch->me, records, bytes) < 0)
+		return ivshmem_fail(EBADMSG, "channel '%s': our records were overwritten", ch->name);
+	return 0;
+}
+
+/* The -ETIMEDOUT of flush, counting messages and their payload, not ring bytes. */
+static int unread_error(struct ivshmem_channel *ch)
+{
+	uint64_t records, bytes;
+
+	if (ivshmem_channel_outq(ch, &records, &bytes) < 0)
+		return ivshmem_fail(ETIMEDOUT, "channel '%s': the peer has not read everything",
+				    ch->name);
+	return ivshmem_fail(ETIMEDOUT, "channel '%s': the peer has not read %" PRIu64 " message%s "
+			    "(%" PRIu64 " bytes) yet", ch->name, records, records == 1 ? "" : "s",
+			    bytes);
+}
+
 int ivshmem_channel_flush(struct ivshmem_channel *ch, int timeout_ms)
 {
 	int64_t deadline = deadline_of(timeout_ms), backoff = POLL_MIN_NS;
+	int ret;
 
+	if (inherited(ch))
+		return inherited_error(ch);
 	ivshmem_ring_publish(&ch->tx);
 	ivshmem_ring_publish(&ch->rx);
 	/* Until the peer read everything, it left, or time is up. */
@@ -922,18 +1262,20 @@ int ivshmem_channel_flush(struct ivshmem_channel *ch, int timeout_ms)
 			return state_error(ch, true) ?: ivshmem_fail(EBADMSG, "channel '%s': corrupt "
 								     "ring", ch->name);
 		if (deadline >= 0 && now_ns() >= deadline)
-			return ivshmem_fail(ETIMEDOUT, "channel '%s': %" PRId64 " bytes still unread "
-					    "by the peer", ch->name, used);
+			return unread_error(ch);
 		/* The consumer kicks an armed producer on release; arm for a maximal record. */
 		if (ivshmem_ring_arm(&ch->tx, ivshmem_ring_max_record(&ch->tx)) == 0) {
-			sleep_armed(ch, deadline, &backoff);
+			ret = sleep_armed(ch, deadline, &backoff);
 			ivshmem_ring_disarm(&ch->tx);
 		} else {
 			/* Room for a maximal record already: nothing would kick us, poll. */
 			int64_t step = now_ns() + 1000000;
 
-			sleep_armed(ch, deadline >= 0 && deadline < step ? deadline : step, &backoff);
+			ret = sleep_armed(ch, deadline >= 0 && deadline < step ? deadline : step,
+					  &backoff);
 		}
+		if (ret < 0)
+			return ret;
 	}
 }
 
@@ -943,6 +1285,11 @@ int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms)
 
 	if (!ch)
 		return 0;
+	if (inherited(ch)) {
+		/* A forked child's copy: the end, its slot and its heartbeat are the parent's. */
+		free_channel(ch);
+		return 0;
+	}
 	ret = ivshmem_channel_flush(ch, linger_ms);
 	/* A peer that left is not an error of close: what it read, it read. */
 	if (ret == -EPIPE || ret == -ECONNRESET)

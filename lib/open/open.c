@@ -105,6 +105,12 @@ int ivshmem_open(struct ivshmem_region **out, const char *target,
 		free(r);
 		return ret;
 	}
+	/* A mapping that vanishes under us (truncation, removal) becomes an error, not a SIGBUS. */
+	ret = ivshmem_mapguard_add(r);
+	if (ret < 0) {
+		ivshmem_close(r);
+		return ret;
+	}
 	*out = r;
 	return 0;
 }

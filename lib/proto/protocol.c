@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -152,6 +153,22 @@ static void close_received_fds(struct msghdr *msg)
 	}
 }
 
+/*
+ * The kernel drops passed fds it cannot install (EMFILE/ENFILE) and flags the
+ * message MSG_CTRUNC: say so rather than blame the server.
+ */
+static int fds_exhausted(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		return ivshmem_fail(EMFILE, "out of file descriptors: the kernel dropped an fd the "
+				    "server sent (this process may open %llu; raise 'ulimit -n')",
+				    (unsigned long long)rl.rlim_cur);
+	return ivshmem_fail(EMFILE, "out of file descriptors: the kernel dropped an fd the "
+			    "server sent (raise 'ulimit -n')");
+}
+
 int ivshmem_msg_recv(int sock, struct ivshmem_msg_reader *rd, int64_t *value, int *fd)
 {
 	/* Room for more than one fd so that a violation is seen, not silently truncated. */
@@ -188,6 +205,9 @@ int ivshmem_msg_recv(int sock, struct ivshmem_msg_reader *rd, int64_t *value, in
 		}
 		if (msg.msg_flags & MSG_CTRUNC) {
 			close_received_fds(&msg);
+			/* Room left for more fds: the kernel could not give us the ones sent. */
+			if ((size_t)nfds < (sizeof(control) - CMSG_LEN(0)) / sizeof(int))
+				return fds_exhausted();
 			return ivshmem_fail(EPROTO, "protocol violation: truncated control data "
 					    "(more fds than one message may carry)");
 		}

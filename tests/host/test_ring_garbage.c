@@ -2,7 +2,7 @@
 /*
  * A hostile peer: a child process scribbles over the whole shared ring
  * (control block and data area) - random bytes, plausible-looking indices and
- * record headers - while this process runs a consumer and then a producer on
+ * record headers carrying the right lap tags - while this process runs a consumer and then a producer on
  * it. The ring sits between PROT_NONE guard pages, so any access outside it
  * crashes the test; records handed out must lie inside the data area; every
  * call must return (no endless loop). Meant to run under ASan as well.
@@ -65,17 +65,21 @@ static void scribble(uint8_t *ctrl, uint8_t *data, int vs_consumer)
 							     : base - ((r >> 8) % CAP & ~7ull),
 					 __ATOMIC_RELEASE);
 			break;
-		case 3: {	/* a plausible record header somewhere */
-			uint64_t off = (r >> 8) % CAP & ~7ull;
-			uint32_t hdr[2] = { (uint32_t)((r >> 24) % (CAP / 2)), (uint32_t)(r >> 56) % 3 };
+		case 3: {	/* a plausible record header (with the right v2 lap tag), often at the victim */
+			uint64_t pos = base + ((r & 8) ? 0 : ((r >> 8) % CAP & ~7ull));
+			uint32_t hdr[2] = { (uint32_t)((r >> 24) % (CAP / 2)) |
+					    ((r >> 56) % 3 == 1 ? 1u << 31 : 0),
+					    (r >> 60) % 4 ? ~(uint32_t)(pos >> 3) : (uint32_t)(r >> 32) };
 
-			memcpy(data + off, hdr, 8);
+			memcpy(data + (pos & (CAP - 1)), hdr, 8);
 			__atomic_store_n((uint32_t *)(ctrl + 256), (uint32_t)r, __ATOMIC_RELAXED);
 			break;
 		}
-		case 4: {	/* a pad that claims to run to the end */
-			uint64_t off = (r >> 8) % CAP & ~7ull;
-			uint32_t hdr[2] = { (uint32_t)(CAP - off - 8 + ((r >> 40) % 3) * 8), 1 };
+		case 4: {	/* a pad that claims to run to the end, tagged for its position */
+			uint64_t pos = base + ((r >> 8) % CAP & ~7ull);
+			uint64_t off = pos & (CAP - 1);
+			uint32_t hdr[2] = { (uint32_t)(CAP - off - 8 + ((r >> 40) % 3) * 8) | 1u << 31,
+					    ~(uint32_t)(pos >> 3) };
 
 			memcpy(data + off, hdr, 8);
 			break;
@@ -124,7 +128,7 @@ int main(void)
 	mprotect(base, PAGE, PROT_NONE);
 	mprotect(base + 2 * PAGE, PAGE, PROT_NONE);
 	mprotect(data + CAP, PAGE, PROT_NONE);
-	ivshmem_ring_format(ctrl);
+	ivshmem_ring_format(ctrl, data);
 	out = malloc(CAP / 2 - 8);	/* exactly the largest record: ASan checks every copy */
 
 	pid = start_scribbler(ctrl, data, 1);
@@ -178,7 +182,7 @@ int main(void)
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	/* Start the producer from a sane control block: the last phase left garbage in its index. */
-	ivshmem_ring_format(ctrl);
+	ivshmem_ring_format(ctrl, data);
 	pid = start_scribbler(ctrl, data, 0);
 
 	/* Producer for 1 s against a garbage consumer index. */

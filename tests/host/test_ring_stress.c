@@ -231,7 +231,7 @@ int main(void)
 	data = ctrl + 4096;
 	res = (struct result *)(data + CAP);
 	memset(res, 0, sizeof(*res));
-	ivshmem_ring_format(ctrl);
+	ivshmem_ring_format(ctrl, data);
 	efd_cons = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	efd_prod = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 

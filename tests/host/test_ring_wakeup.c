@@ -229,7 +229,7 @@ int main(void)
 		total = strtoul(env, NULL, 0);
 	efd_cons = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	efd_prod = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	ivshmem_ring_format(ctrl);
+	ivshmem_ring_format(ctrl, data);
 	pthread_create(&p, NULL, producer, NULL);
 	pthread_create(&c, NULL, consumer, NULL);
 	pthread_join(p, NULL);
@@ -245,8 +245,8 @@ int main(void)
 	pp_total = total / 3;
 	efd_a = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	efd_b = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	ivshmem_ring_format(ctrl);
-	ivshmem_ring_format(ctrl2);
+	ivshmem_ring_format(ctrl, data);
+	ivshmem_ring_format(ctrl2, data2);
 	pthread_create(&p, NULL, pinger, NULL);
 	pthread_create(&c, NULL, ponger, NULL);
 	pthread_join(p, NULL);

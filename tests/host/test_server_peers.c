@@ -189,13 +189,14 @@ int main(int argc, char **argv)
 	}
 
 	/*
-	 * A client that never reads: its socket buffer fills, then its queue
-	 * (--max-queue 64), then it is dropped. Meanwhile nobody else waits.
+	 * A client that never reads: its socket buffer fills, and then it holds
+	 * up the next join (whose own vectors wait until every peer was sent the
+	 * notice) for at most the server's 2 s stall bound, and is dropped.
 	 */
 	{
 		int stuck = th_connect(s.sock);
 		int64_t worst = 0, t0 = th_now_ms();
-		int churn = 0, stuck_id = 5;
+		int churn = 0, stuck_id = 5, slow = 0;
 		bool events_ok = true;
 
 		tap_ok(expect_event(p[0], IVSHMEM_PEER_JOIN, stuck_id), "a never-reading client joins");
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
 			}
 			if (took > worst)
 				worst = took;
+			slow += took > 1000;
 			events_ok &= expect_event(p[0], IVSHMEM_PEER_JOIN, ivshmem_own_id(x));
 			ivshmem_close(x);
 			events_ok &= expect_event(p[0], IVSHMEM_PEER_LEAVE, -1);
@@ -217,8 +219,9 @@ int main(int argc, char **argv)
 		tap_diag("%d joins+leaves in %lld ms, slowest open %lld ms", churn,
 			 (long long)(th_now_ms() - t0), (long long)worst);
 		tap_ok(events_ok, "others keep joining, leaving and being told while it is stuck");
-		tap_ok(worst < 1000, "no open was held up by the stuck client (slowest %lld ms)",
-		       (long long)worst);
+		tap_ok(slow <= 1 && worst < 3500,
+		       "one open at most was held up by the stuck client, within the 2 s stall "
+		       "bound (%d slow, slowest %lld ms)", slow, (long long)worst);
 		tap_ok(th_log_has(&s, "not reading"), "server drops it: 'not reading' logged");
 		/* Skip the churn's events, then the stuck client's own leave shows up. */
 		bool saw_leave = false;

@@ -18,11 +18,21 @@ Each guest has its own temp dir, a hard timeout, and three serial ports:
   ttyS2  control channel  <- Guest.send(): lines the guest reads with `ctl_read`
 plus an HMP monitor socket for hotplug (Guest.hmp()).
 
+An aarch64 guest (Guest(..., arch="aarch64")) runs qemu-system-aarch64 -M virt under TCG with
+Debian's arm64 kernel and busybox (scripts/guest-kernel.sh arm64); its console is the PL011
+(ttyAMA0) and a pci-serial-4x card gives the same ttyS1/ttyS2 channels as on x86. Its static
+tools and module come from the aarch64 cross build (IVSHMEM_ARM64_BUILD_DIR).
+
 Environment:
-  IVSHMEM_VM_KVM=1       use KVM instead of TCG (KVM hangs on our CI machines)
+  IVSHMEM_VM_KVM=1       use KVM instead of TCG for x86_64 guests (KVM hangs on our CI
+                         machines); without a usable /dev/kvm the guest fails to start, naming it
   IVSHMEM_VM_TIMEOUT=S   scale: override every guest's timeout
-  IVSHMEM_GUEST_KERNEL   unpacked guest kernel dir (default: .cache/guest-kernel/current)
+  IVSHMEM_VM_KERNEL=K    which x86_64 guest kernel: current (default, Debian 12's 6.1) or
+                         backports (6.12); scripts/guest-kernel.sh K and scripts/build-kmod.sh BUILD K
+  IVSHMEM_GUEST_KERNEL   unpacked guest kernel dir (default: .cache/guest-kernel/K)
   IVSHMEM_BUILD_DIR      meson build dir holding the static tools and ivshmem.ko
+  IVSHMEM_ARM64_BUILD_DIR  aarch64 cross build (-Dguest_static=true) with ivshmem.static and
+                         kernel-arm64/ivshmem.ko (default: build-vm-arm64 in the source dir)
   IVSHMEM_KEEP_VM_DIRS=1 keep each guest's temp dir for debugging
 """
 
@@ -43,8 +53,22 @@ import time
 SOURCE_DIR = os.environ.get("IVSHMEM_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_DIR = os.environ.get("IVSHMEM_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
+ARM64_BUILD_DIR = os.environ.get("IVSHMEM_ARM64_BUILD_DIR") or os.path.join(SOURCE_DIR, "build-vm-arm64")
+KERNEL_NAME = os.environ.get("IVSHMEM_VM_KERNEL") or "current"
 KERNEL_DIR = os.environ.get("IVSHMEM_GUEST_KERNEL") or os.path.join(
-    SOURCE_DIR, ".cache", "guest-kernel", "current")
+    SOURCE_DIR, ".cache", "guest-kernel", KERNEL_NAME)
+KVM_DEVICE = "/dev/kvm"
+
+# What differs between guest architectures. "kernel" names scripts/guest-kernel.sh's kernel.
+ARCHES = {
+    "x86_64": {"qemu": "qemu-system-x86_64", "package": "qemu-system-x86", "machine": "pc",
+               "cpu": "max", "console": "ttyS0", "kernel": None, "build_dir": BUILD_DIR},
+    # cortex-a57 rather than max: no pointer authentication or SVE to emulate, so TCG boots
+    # it faster; -M virt's PCIe host, GICv2m (MSI-X) and PL011 are built into Debian's kernel.
+    "aarch64": {"qemu": "qemu-system-aarch64", "package": "qemu-system-arm", "machine": "virt",
+                "cpu": "cortex-a57", "console": "ttyAMA0", "kernel": "arm64",
+                "build_dir": ARM64_BUILD_DIR},
+}
 
 BOOT_MARK = "RIG-BOOTED"
 EXIT_MARK = "RIG-EXIT"
@@ -63,20 +87,47 @@ def guest_kernel(kernel_dir=None):
     kernel_dir = kernel_dir or KERNEL_DIR
     images = sorted(glob.glob(os.path.join(kernel_dir, "boot", "vmlinuz-*")))
     if not images:
+        name = os.path.basename(os.path.normpath(kernel_dir))
+        arg = f" {name}" if name in ("backports", "arm64") else ""
         _die_missing(f"no guest kernel under {kernel_dir}",
-                     "run scripts/guest-kernel.sh (fetches linux-image-amd64's kernel with apt-get download)")
+                     f"run scripts/guest-kernel.sh{arg} (fetches Debian's kernel with apt-get download)")
     version = os.path.basename(images[-1])[len("vmlinuz-"):]
     return images[-1], os.path.join(kernel_dir, "lib", "modules", version), version
 
 
-def qemu_binary():
-    path = shutil.which("qemu-system-x86_64")
+def qemu_binary(arch="x86_64"):
+    a = ARCHES[arch]
+    path = shutil.which(a["qemu"])
     if not path:
-        _die_missing("qemu-system-x86_64 not found", "apt-get install qemu-system-x86 (or run scripts/deps.sh)")
+        _die_missing(f"{a['qemu']} not found", f"apt-get install {a['package']} (or run scripts/deps.sh)")
     return path
 
 
-def busybox_binary():
+def kmod_dir(build_dir=None, kernel=None):
+    """Where scripts/build-kmod.sh BUILD_DIR KERNEL put ivshmem.ko and its test module."""
+    kernel = kernel or KERNEL_NAME
+    return os.path.join(build_dir or BUILD_DIR, "kernel" if kernel == "current" else f"kernel-{kernel}")
+
+
+def kmod_file(name, build_dir=None, kernel=None):
+    """One of our modules (ivshmem.ko, ivshmem_kapi_test.ko) built for a guest kernel."""
+    build_dir = build_dir or BUILD_DIR
+    kernel = kernel or KERNEL_NAME
+    path = os.path.join(kmod_dir(build_dir, kernel), name)
+    if not os.path.exists(path):
+        _die_missing(f"{path} is missing", f"build it: scripts/build-kmod.sh {build_dir} {kernel}")
+    return path
+
+
+def busybox_binary(kernel_dir=None):
+    """A static busybox for the guest: the host's for x86_64, the one scripts/guest-kernel.sh
+    unpacked next to a foreign-architecture kernel (kernel_dir/bin/busybox) otherwise."""
+    if kernel_dir is not None:
+        path = os.path.join(kernel_dir, "bin", "busybox")
+        if not os.path.exists(path):
+            _die_missing(f"no busybox for this guest at {path}",
+                         "run scripts/guest-kernel.sh arm64 (it unpacks busybox-static:arm64)")
+        return path
     for path in ("/bin/busybox", "/usr/bin/busybox"):
         if os.path.exists(path):
             with open(path, "rb") as f:
@@ -95,6 +146,7 @@ def build_file(rel):
     return path
 
 
+# The verdict (ttyS1) and control (ttyS2) ports have the same names on every architecture.
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
@@ -205,6 +257,20 @@ def module_closure(modules_dir, names):
     return [os.path.join(modules_dir, p) for p in order]
 
 
+# The aarch64 guest's serial card: clear of the test devices' fixed addresses.
+SERIAL_ADDR = "0x1f"
+
+
+def check_kvm():
+    """IVSHMEM_VM_KVM=1 needs a usable KVM_DEVICE; say so instead of letting QEMU fail."""
+    if not os.path.exists(KVM_DEVICE):
+        raise RigError(f"IVSHMEM_VM_KVM=1 but {KVM_DEVICE} does not exist (no KVM on this machine)\n"
+                       "  fix: unset IVSHMEM_VM_KVM to boot guests under TCG, or load kvm_intel/kvm_amd")
+    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+        raise RigError(f"IVSHMEM_VM_KVM=1 but {KVM_DEVICE} is not readable and writable by uid "
+                       f"{os.getuid()}\n  fix: add the user to group kvm, or unset IVSHMEM_VM_KVM")
+
+
 class Result:
     def __init__(self, guest, lines, exit_code, error):
         self.guest = guest
@@ -221,9 +287,18 @@ class Result:
 class Guest:
     """One QEMU guest. Use as a context manager so it is always killed and cleaned up."""
 
-    def __init__(self, name, timeout=120, boot_timeout=90, mem=256, machine="pc", smp=1,
-                 kernel_args="", iommu=False, kernel_dir=None):
+    def __init__(self, name, timeout=120, boot_timeout=90, mem=256, machine=None, smp=1,
+                 kernel_args="", iommu=False, kernel_dir=None, arch="x86_64"):
+        if arch not in ARCHES:
+            raise RigError(f"unknown guest architecture {arch} (known: {', '.join(ARCHES)})")
         self.name = name
+        self.arch = arch
+        a = ARCHES[arch]
+        machine = machine or a["machine"]
+        self.kernel_name = a["kernel"] or KERNEL_NAME   # scripts/guest-kernel.sh's name
+        self.build_dir = a["build_dir"]                 # guest binaries: static tools, modules
+        if kernel_dir is None and a["kernel"]:
+            kernel_dir = os.path.join(SOURCE_DIR, ".cache", "guest-kernel", a["kernel"])
         self.kernel_dir = kernel_dir  # default: the fetched Debian kernel
         self.timeout = float(os.environ.get("IVSHMEM_VM_TIMEOUT", timeout))
         self.boot_timeout = float(os.environ.get("IVSHMEM_VM_TIMEOUT", boot_timeout))
@@ -240,6 +315,7 @@ class Guest:
         self.modules = []      # Debian kernel modules to insmod, by name
         self.extra_ko = []     # our own .ko files to insmod after them
         self.devices = []      # qemu args
+        self.qemu_extra = []   # more qemu args (e.g. -plugin), appended last
         self.proc = None
         self._verdict_pos = 0
         self._lines = []
@@ -248,10 +324,11 @@ class Guest:
         self.shm_files = []
         self.result = None
         self.boot_seconds = None   # QEMU start -> the guest's /init running
+        self.kernel_release = None  # uname -r in the guest, from the boot mark
 
     # ---- devices ------------------------------------------------------------------------
     def _addr(self, addr):
-        bus = "pcie.0" if self.machine.startswith("q35") else "pci.0"
+        bus = "pcie.0" if self.machine.startswith(("q35", "virt")) else "pci.0"
         return f",bus={bus},addr={addr}" if addr is not None else ""
 
     def add_plain(self, path=None, size="16M", memfd=False, addr=None, data=None, id=None):
@@ -295,16 +372,29 @@ class Guest:
     def add_file(self, guest_path, host_path):
         self.files[guest_path] = host_path
 
+    def guest_file(self, rel):
+        """A file of this guest's architecture from its build dir (e.g. tools/ivshmem.static)."""
+        path = os.path.join(self.build_dir, rel)
+        if not os.path.exists(path):
+            if self.arch == "x86_64":
+                return build_file(rel)
+            _die_missing(f"{path} is missing", f"build the {self.arch} tools: meson setup "
+                         f"--cross-file scripts/cross/aarch64-linux-gnu.ini -Dguest_static=true "
+                         f"{self.build_dir} && ninja -C {self.build_dir}")
+        return path
+
     def add_tool(self, name="ivshmem"):
         """Our static tool, as /bin/NAME in the guest."""
-        self.files[f"/bin/{name}"] = build_file(f"tools/{name}.static")
+        self.files[f"/bin/{name}"] = self.guest_file(f"tools/{name}.static")
+
+    def kmod(self, name="ivshmem.ko"):
+        """One of our modules built for this guest's kernel (scripts/build-kmod.sh)."""
+        return kmod_file(name, self.build_dir, self.kernel_name)
 
     def add_driver(self, load=True):
-        """Our ivshmem.ko (built by scripts/build-kmod.sh into BUILD_DIR/kernel/). With
+        """Our ivshmem.ko (built by scripts/build-kmod.sh for this guest's kernel). With
         load=True the guest insmods it at boot; otherwise it is /lib/ivshmem.ko for the script."""
-        ko = os.path.join(BUILD_DIR, "kernel", "ivshmem.ko")
-        if not os.path.exists(ko):
-            _die_missing(f"{ko} is missing", f"build it: scripts/build-kmod.sh {BUILD_DIR}")
+        ko = self.kmod()
         if load:
             self.extra_ko.append(ko)
         else:
@@ -317,7 +407,8 @@ class Guest:
         c = Cpio()
         for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "root", "etc", "lib/modules"):
             c.mkdir(d)
-        c.add_file("bin/busybox", busybox_binary(), 0o755)
+        foreign = self.arch != "x86_64"
+        c.add_file("bin/busybox", busybox_binary(self.kernel_dir if foreign else None), 0o755)
         c.add("init", INIT.encode())
         c.add("etc/rig-lib.sh", RIG_LIB.encode(), 0o644)
         c.add("root/test.sh", self.script.encode(), 0o755)
@@ -343,24 +434,34 @@ class Guest:
         self.console_path = os.path.join(self.dir, "console.log")
         self.monitor_path = os.path.join(self.dir, "monitor.sock")
         self.ctl_path = os.path.join(self.dir, "ctl.sock")
-        kvm = os.environ.get("IVSHMEM_VM_KVM") == "1"
+        a = ARCHES[self.arch]
+        # KVM only runs a guest of the host's own architecture; a foreign one is always TCG.
+        kvm = os.environ.get("IVSHMEM_VM_KVM") == "1" and self.arch == os.uname().machine
+        if kvm:
+            check_kvm()
         machine = self.machine + (",kernel-irqchip=split" if self.iommu else "")
-        args = [qemu_binary(), "-machine", machine,
+        args = [qemu_binary(self.arch), "-machine", machine,
                 "-accel", "kvm" if kvm else "tcg",
-                "-cpu", "host" if kvm else "max",
+                "-cpu", "host" if kvm else a["cpu"],
                 "-m", str(self.mem), "-smp", str(self.smp),
                 "-nodefaults", "-nographic", "-no-reboot", "-display", "none",
                 "-kernel", vmlinuz, "-initrd", initrd,
-                "-append", ("console=ttyS0 panic=-1 oops=panic quiet loglevel=4 "
+                "-append", (f"console={a['console']} panic=-1 oops=panic quiet loglevel=4 "
                             + ("intel_iommu=on " if self.iommu else "") + self.kernel_args),
                 "-chardev", f"file,id=con,path={self.console_path}", "-serial", "chardev:con",
-                "-chardev", f"file,id=verdict,path={self.verdict_path}", "-serial", "chardev:verdict",
+                "-chardev", f"file,id=verdict,path={self.verdict_path}",
                 "-chardev", f"socket,id=ctl,path={self.ctl_path},server=on,wait=off",
-                "-serial", "chardev:ctl",
                 "-monitor", f"unix:{self.monitor_path},server=on,wait=off"]
+        if self.arch == "x86_64":
+            args += ["-serial", "chardev:verdict", "-serial", "chardev:ctl"]
+        else:
+            # -M virt has one UART (the console). A 4-port PCI 16550 card gives ttyS0-ttyS3:
+            # ports 2 and 3 carry the verdict and control channels, as ttyS1/ttyS2 on x86.
+            args += ["-device", "pci-serial-4x,chardev2=verdict,chardev3=ctl,"
+                     f"bus=pcie.0,addr={SERIAL_ADDR}"]
         if self.iommu:
             args += ["-device", "intel-iommu,intremap=on"]
-        args += self.devices
+        args += self.devices + self.qemu_extra
         with open(os.path.join(self.dir, "qemu.cmd"), "w") as f:
             f.write(" ".join(args) + "\n")
         self.qemu_log = open(os.path.join(self.dir, "qemu.log"), "w")
@@ -384,6 +485,7 @@ class Guest:
             line = raw.decode(errors="replace").rstrip("\r")
             if line.startswith(BOOT_MARK) and self.boot_seconds is None:
                 self.boot_seconds = time.monotonic() - self.started  # QEMU start to our /init
+                self.kernel_release = line[len(BOOT_MARK):].strip() or None
             self._lines.append(line)
 
     def _booted(self):
@@ -615,6 +717,9 @@ class Tap:
     def guest(self, result):
         """Relay a guest's verdict; on any failure print its console."""
         g = result.guest
+        if getattr(g, "boot_seconds", None) is not None:
+            self.diag(f"[{g.name}] {getattr(g, 'arch', 'x86_64')} guest, kernel "
+                      f"{getattr(g, 'kernel_release', None)}, booted in {g.boot_seconds:.1f} s")
         for line in result.lines:
             if line.startswith("ok "):
                 self.ok(True, f"[{g.name}] {line[3:]}")

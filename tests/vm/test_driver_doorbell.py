@@ -184,7 +184,7 @@ def body(tap):
                 g.add_driver()
                 g.add_tool()
                 g.add_file("/bin/drvtest", build_file("tests/vm/drvtest.static"))
-                g.add_file("/lib/ivshmem_kapi_test.ko", build_file("kernel/ivshmem_kapi_test.ko"))
+                g.add_file("/lib/ivshmem_kapi_test.ko", g.kmod("ivshmem_kapi_test.ko"))
                 g.script = GUEST_SCRIPT
             checks = os.path.join(tmp, "checks.sh")
             with open(checks, "w") as f:

@@ -75,6 +75,8 @@ if [ -r $pat ] && grep -q "mem " $pat; then
 	diag "PAT: $(grep "mem $bar-" $pat)"
 	diag "MTRR: $(cat /proc/mtrr | tr '\n' ';')"
 	ok "PAT memtype of BAR2 is write-back" sh -c "grep 'mem $bar-' $pat | grep -q write-back"
+	diag "$(ivshmem info /dev/ivshmem0 | grep 'memory type')"
+	ok "ivshmem info reports the same memory type" sh -c "ivshmem info /dev/ivshmem0 | grep -q 'memory type: *write-back ($pat)'"
 else
 	diag "PAT is off in this guest: every mapping is write-back"
 fi

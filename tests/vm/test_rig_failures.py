@@ -8,6 +8,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rig  # noqa: E402
 from rig import Guest, RigError, guest_kernel, run_test  # noqa: E402
 
 
@@ -69,6 +70,27 @@ def body(tap):
         tap.ok(False, "missing guest kernel is reported")
     except RigError as e:
         tap.ok("scripts/guest-kernel.sh" in str(e), f"missing guest kernel names the fix: {e}")
+
+    # 6. IVSHMEM_VM_KVM=1 without KVM: a RigError naming the device and the switch, before
+    #    QEMU starts (it used to end in a TypeError on boot_seconds). The device path is
+    #    pointed somewhere empty so that this holds on machines with KVM too.
+    saved = os.environ.get("IVSHMEM_VM_KVM"), rig.KVM_DEVICE
+    os.environ["IVSHMEM_VM_KVM"] = "1"
+    rig.KVM_DEVICE = "/nonexistent/kvm"
+    try:
+        with Guest("no-kvm", timeout=30) as g:
+            try:
+                g.start()
+                tap.ok(False, "IVSHMEM_VM_KVM=1 without KVM is refused")
+            except RigError as e:
+                tap.ok("/nonexistent/kvm" in str(e) and "IVSHMEM_VM_KVM" in str(e) and g.proc is None,
+                       f"IVSHMEM_VM_KVM=1 without KVM fails cleanly before QEMU starts: {e}")
+    finally:
+        rig.KVM_DEVICE = saved[1]
+        if saved[0] is None:
+            del os.environ["IVSHMEM_VM_KVM"]
+        else:
+            os.environ["IVSHMEM_VM_KVM"] = saved[0]
 
 
 run_test(body)

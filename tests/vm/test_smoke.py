@@ -45,7 +45,8 @@ ok "guest wrote its answer" test $? = 0
 """
         t0 = time.monotonic()
         res = g.run()
-        tap.diag(f"guest booted in {g.boot_seconds:.1f} s (QEMU start to /init); ran for "
+        boot = f"{g.boot_seconds:.1f} s" if g.boot_seconds is not None else "never"
+        tap.diag(f"guest booted: {boot} (QEMU start to /init); ran for "
                  f"{time.monotonic() - t0:.1f} s in all (boot + script + poweroff)")
         tap.guest(res)
         with open(shm, "rb") as f:
