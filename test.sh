@@ -4,7 +4,7 @@
 #   ./test.sh                 everything (what CI runs)
 #   ./test.sh unit host vm    only these stages
 #
-# Stages: deps build install kmod unit asan tsan fuzz arm64 vm vm-arm64
+# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 # Logs: build-logs/<stage>.log. Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead
 # of TCG; IVSHMEM_FUZZ_SECONDS sets each fuzz target's time (default 20).
@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 . scripts/lib.sh
 
-all_stages=(deps build install kmod unit asan tsan fuzz arm64 vm vm-arm64)
+all_stages=(deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
 		case " ${all_stages[*]} " in *" $s "*) ;; *)
@@ -126,7 +126,7 @@ if want deps; then
 fi
 
 build_ok=0
-if want build || want unit || want vm || want vm-arm64 || want install || want kmod; then
+if want build || want unit || want conformance || want vm || want vm-arm64 || want install || want kmod; then
 	check "build (gcc, -Wall -Wextra -Werror)" build \
 		bash -c "$(declare -f setup); setup build -Dwerror=true && ninja -C build" && build_ok=1
 fi
@@ -186,6 +186,15 @@ if want arm64; then
 	check "cross-compile for aarch64" build-arm64 bash -c "$(declare -f setup); \
 		setup build-arm64 --cross-file scripts/cross/aarch64-linux-gnu.ini -Dguest_static=false \
 		&& ninja -C build-arm64"
+fi
+
+# QEMU's own contrib ivshmem-server and ivshmem-client, built once per QEMU version and cached
+# outside the clone (scripts/qemu-contrib.sh), then the same scenarios against theirs and ours.
+if want conformance && [ $build_ok = 1 ]; then
+	check "QEMU's contrib ivshmem-server/-client from Debian's qemu source" qemu-contrib \
+		bash -c 'bash scripts/qemu-contrib.sh >"$1"' _ "$logs/qemu-contrib.dir" &&
+		IVSHMEM_QEMU_CONTRIB=$(cat "$logs/qemu-contrib.dir") \
+		suite conformance build --suite conformance
 fi
 
 if want vm && [ $build_ok = 1 ]; then

@@ -37,6 +37,7 @@ PAPT_OPTS=()
 
 # The machine's Debian archive sources (URI, suite, component), from apt's own view of them.
 debian_sources() {
+	# shellcheck disable=SC2016 # apt's own $(FIELD) syntax, not the shell's
 	apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' 2>/dev/null |
 		awk '$1 ~ /debian/' | sort -u
 }
@@ -137,8 +138,9 @@ unpack_headers() {
 	[ -f "$hdr/Makefile" ] && [ -e "$hdr/scripts/mod/modpost" ] && return 0
 	common=$(first_dep "linux-headers-$kver:$arch" '^linux-headers-.*-common')
 	kbuild=$(first_dep "linux-headers-$kver:$arch" '^linux-kbuild-')
-	[ -n "$common" ] && [ -n "$kbuild" ] ||
+	if [ -z "$common" ] || [ -z "$kbuild" ]; then
 		die "cannot resolve what linux-headers-$kver:$arch depends on (-common, linux-kbuild)"
+	fi
 	# linux-kbuild holds build-machine programs (fixdep, modpost): always the amd64 build.
 	fetch "$root" "linux-headers-$kver:$arch" "$common" "$kbuild:amd64"
 	sed -i "s#^include /usr/src/#include $root/usr/src/#" "$hdr/Makefile"

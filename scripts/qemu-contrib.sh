@@ -28,7 +28,9 @@ need_root "scripts/qemu-contrib.sh"
 apt_install qemu-system-x86
 ver=$(dpkg-query -W -f='${source:Version}' qemu-system-x86)
 src_pkg=$(dpkg-query -W -f='${source:Package}' qemu-system-x86)
-[ -n "$ver" ] && [ -n "$src_pkg" ] || die "cannot read the source version of qemu-system-x86 (dpkg-query)"
+if [ -z "$ver" ] || [ -z "$src_pkg" ]; then
+	die "cannot read the source version of qemu-system-x86 (dpkg-query)"
+fi
 out=$cache_root/$ver
 
 have_binaries() { [ -x "$out/ivshmem-server" ] && [ -x "$out/ivshmem-client" ]; }
@@ -92,7 +94,9 @@ mkdir -p "$work/src"
 	die "apt-get source $src_pkg=$ver failed: is that version still on the mirror (apt-cache policy qemu-system-x86)?"
 }
 tree=$(find "$work/src" -mindepth 1 -maxdepth 1 -type d -name "$src_pkg-*" | head -n 1)
-[ -n "$tree" ] && [ -x "$tree/configure" ] || die "apt-get source did not unpack a QEMU tree with ./configure in $work/src"
+if [ -z "$tree" ] || [ ! -x "$tree/configure" ]; then
+	die "apt-get source did not unpack a QEMU tree with ./configure in $work/src"
+fi
 
 # --- Configure with every optional feature off; build only the two contrib programs -------
 # No emulator at all (--disable-system/--disable-user), but tools on: meson.build builds

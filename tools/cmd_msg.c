@@ -4,7 +4,8 @@
  *
  * send and recv are pipe-friendly: stdin goes into a channel, a channel goes
  * to stdout, with timeouts and the shared exit codes, so scripts (and the
- * demo) can talk between host processes and guests:
+ * demo) can talk between host processes and guests. A stream is framed
+ * (msg_stream.h) so recv can tell a cut-off one; signals close the channel:
  *     ivshmem format --size 16M --name demo --channel ctl /dev/shm/demo
  *     echo hello | ivshmem send /dev/shm/demo ctl      # in one place
  *     ivshmem recv --count 1 /dev/shm/demo ctl        # in another
@@ -309,10 +310,10 @@ static int format_sections(const struct ivshmem_cmd *cmd, struct ivshmem_region 
 }
 
 /*
- * The owner, group and mode of a file that format creates. Without --mode and
- * --group: 0660, group kvm, the group that libvirt's QEMU (user libvirt-qemu,
- * groups libvirt-qemu and kvm) and ivshmem-server's units share; 0600 where
- * there is no kvm group or we may not give files to it.
+ * The owner, group and mode of a file that format creates. Without --group:
+ * group kvm, the group that libvirt's QEMU (user libvirt-qemu, groups
+ * libvirt-qemu and kvm) and ivshmem-server's units share, where it exists and
+ * we may give files to it. Without --mode: 0660 with a group, else 0600.
  */
 #define FORMAT_GROUP "kvm"
 
@@ -330,34 +331,52 @@ static bool may_give_to_group(gid_t gid)
 	return false;
 }
 
+/*
+ * A group's or user's id by name. The statically linked build (the guests'
+ * initramfs) cannot load glibc's NSS modules, so it looks up no names at all.
+ */
+static bool name_to_id(const char *name, bool group, unsigned int *id)
+{
+#ifdef IVSHMEM_STATIC
+	(void)name;
+	(void)group;
+	(void)id;
+	return false;
+#else
+	struct passwd *pw;
+	struct group *gr;
+
+	if (group && (gr = getgrnam(name))) {
+		*id = gr->gr_gid;
+		return true;
+	}
+	if (!group && (pw = getpwnam(name))) {
+		*id = pw->pw_uid;
+		return true;
+	}
+	return false;
+#endif
+}
+
 /* A user or group by name or number. */
 static int lookup_id(const struct ivshmem_cmd *cmd, const char *opt, const char *s, bool group,
 		     unsigned int *id)
 {
-	struct passwd *pw;
-	struct group *gr;
 	uint64_t v;
 
 	if (ivshmem_parse_uint(s, UINT32_MAX - 1, &v) == 0) {
 		*id = (unsigned int)v;
 		return EXIT_OK;
 	}
-	if (group && (gr = getgrnam(s))) {
-		*id = gr->gr_gid;
+	if (name_to_id(s, group, id))
 		return EXIT_OK;
-	}
-	if (!group && (pw = getpwnam(s))) {
-		*id = pw->pw_uid;
-		return EXIT_OK;
-	}
 	return cmd_error(cmd, EXIT_USAGE, "%s: no %s '%s'", opt, group ? "group" : "user", s);
 }
 
 static int format_perms(const struct ivshmem_cmd *cmd, const struct msg_opts *o,
 			struct ivshmem_open_opts *perms)
 {
-	struct group *gr;
-	unsigned int id;
+	unsigned int id = 0;
 	char *end;
 
 	memset(perms, 0, sizeof(*perms));
@@ -380,16 +399,12 @@ static int format_perms(const struct ivshmem_cmd *cmd, const struct msg_opts *o,
 		perms->flags |= IVSHMEM_OPEN_OWNER;
 		perms->owner = (uid_t)id;
 	}
-	if (!o->mode && !o->group) {
-		gr = getgrnam(FORMAT_GROUP);
-		if (gr && may_give_to_group(gr->gr_gid)) {
-			perms->flags |= IVSHMEM_OPEN_GROUP;
-			perms->group = gr->gr_gid;
-			perms->mode = 0660;
-		}
+	if (!o->group && name_to_id(FORMAT_GROUP, true, &id) && may_give_to_group((gid_t)id)) {
+		perms->flags |= IVSHMEM_OPEN_GROUP;
+		perms->group = (gid_t)id;
 	}
-	if (!perms->mode)
-		perms->mode = o->group ? 0660 : 0600;
+	if (!o->mode)
+		perms->mode = (perms->flags & IVSHMEM_OPEN_GROUP) ? 0660 : 0600;
 	return EXIT_OK;
 }
 
@@ -914,7 +929,7 @@ const struct ivshmem_cmd ivshmem_msg_cmds[] = {
 		"                      an existing file keeps its size (a different SIZE is\n"
 		"                      refused, never a silent resize)\n"
 		"  --mode MODE         octal mode of a file it creates (set exactly, not under\n"
-		"                      the umask); default 0660 with group kvm, else 0600\n"
+		"                      the umask); default 0660 with a group, else 0600\n"
 		"  --group GROUP       group of a file it creates (name or number); default\n"
 		"                      kvm, the group of libvirt's QEMU (user libvirt-qemu),\n"
 		"                      if it exists and you may use it\n"
@@ -935,44 +950,61 @@ const struct ivshmem_cmd ivshmem_msg_cmds[] = {
 	},
 	{
 		.name = "send",
-		.usage = "[--timeout MS] [--linger MS] [--lines] DEV CHANNEL [MESSAGE...]",
+		.usage = "[--timeout MS] [--linger MS] [--lines] [--stats [--json]] [--progress] DEV "
+			 "CHANNEL [MESSAGE...]",
 		.summary = "send messages (arguments, lines or stdin) into a channel",
 		.help =
-		"Opens CHANNEL (creating it if missing) and sends each MESSAGE argument as one\n"
-		"message, or, without arguments, stdin: as a byte stream in messages of at\n"
-		"most the channel's maximum, or one message per line with --lines. Messages\n"
-		"sent before the receiver opens are buffered (up to the ring size).\n"
-		"On exit it waits until the receiver has read everything (--linger).\n"
+		"Opens CHANNEL as its sending end (creating it if missing) and sends each\n"
+		"MESSAGE argument as one message; without arguments, stdin: one message per\n"
+		"line with --lines, else a byte stream that ends with its length and CRC32C\n"
+		"(docs/channel.md, \"Byte streams\"), so recv can tell a cut-off stream.\n"
+		"What is sent before a receiver opens stays in the channel for it. At the\n"
+		"end, send waits until the receiver read everything, but only while one is\n"
+		"connected; with nobody there yet it exits 0 at once (the data waits).\n"
+		"Channels are point-to-point: a second sender is refused (exit 1) while\n"
+		"another is open or a sender's data waits for a receiver; nothing is lost.\n"
+		"SIGINT/SIGTERM/SIGHUP close the channel, then end the command.\n"
 		"\n"
 		"  -t, --timeout MS    give up a blocked send after MS (default: wait forever)\n"
-		"  --linger MS         wait at most MS for delivery at the end (default: --timeout)\n"
+		"  --linger MS         wait at most MS for delivery at the end, connected or\n"
+		"                      not (0: never wait; default: --timeout while connected)\n"
 		"  --lines             one message per input line\n"
-		"  --stats             print counters (doorbells, sleeps) to stderr at the end\n"
+		"  --stats             print counters (doorbells, sleeps, bytes) to stderr\n"
+		"  --json              --stats as one JSON object\n"
+		"  --progress          bytes and rate on stderr, only on a terminal\n"
 		"  --ring-size SIZE    ring size if the channel is created (default 64K)\n"
 		"  --vector N          own interrupt vector to sleep on (default 0)\n"
 		"  -b, --backend B     region backend\n"
 		"\n"
-		"Exit: 0 delivered, 1 failed (peer closed or died), 2 usage, 3 no device,\n"
-		"4 timed out (nobody read it in time).\n",
+		"Exit: 0 delivered (or buffered for a receiver not there yet), 1 failed (the\n"
+		"receiver left without reading, died; the channel end is taken), 2 usage,\n"
+		"3 no device, 4 timed out (nobody read it in time).\n",
 		.run = run_send,
 	},
 	{
 		.name = "recv",
-		.usage = "[--timeout MS] [--count N] [--lines] DEV CHANNEL",
+		.usage = "[--timeout MS] [--count N] [--lines] [--stats [--json]] [--progress] DEV "
+			 "CHANNEL",
 		.summary = "write messages from a channel to stdout",
 		.help =
-		"Opens CHANNEL (creating it if missing) and writes every message to stdout\n"
-		"until the sender closes the channel (end of stream) or --count messages.\n"
+		"Opens CHANNEL as its receiving end (creating it if missing) and writes every\n"
+		"message to stdout until the sender closes the channel (end of stream) or\n"
+		"--count messages. A byte stream from send ends with exit 0 only when its\n"
+		"length and CRC32C match what arrived. A second receiver is refused (exit 1).\n"
+		"SIGINT/SIGTERM/SIGHUP close the channel, then end the command.\n"
 		"\n"
 		"  -t, --timeout MS    give up when no message comes for MS (default: forever)\n"
 		"  -n, --count N       stop after N messages\n"
 		"  --lines             end each message with a newline if it lacks one\n"
-		"  --stats             print counters (doorbells, sleeps) to stderr at the end\n"
+		"  --stats             print counters (doorbells, sleeps, bytes) to stderr\n"
+		"  --json              --stats as one JSON object\n"
+		"  --progress          bytes and rate on stderr, only on a terminal\n"
 		"  --vector N          own interrupt vector to sleep on (default 0)\n"
 		"  -b, --backend B     region backend\n"
 		"\n"
-		"Exit: 0 end of stream or count reached, 1 failed (peer died, corrupt ring),\n"
-		"2 usage, 3 no device, 4 timed out.\n",
+		"Exit: 0 end of stream or count reached, 1 failed (sender died, incomplete or\n"
+		"damaged stream, the channel end is taken, corrupt ring), 2 usage, 3 no\n"
+		"device, 4 timed out.\n",
 		.run = run_recv,
 	},
 	{ 0 },

@@ -346,26 +346,31 @@ static bool console_command(struct ivshmem_region *r, const char *cmd)
 	const char *rest = NULL;
 	long peer = 0, vector = 0;
 
-	if (!*cmd)
-		return true;
 	if (strcmp(cmd, "quit") == 0)
 		return false;
+	if (!*cmd)
+		return true;
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "?") == 0) {
 		print_help();
 		return true;
 	}
 	if (!int_all && strncmp(cmd, "int", 3) == 0)
 		rest = scan_int(cmd + 3, &peer);
-	if (!is_dump && !int_all && !rest)
+	if (!is_dump && !int_all && !rest) {
 		printf("invalid command, type help\n");
-	else if (!r)
+		return true;
+	}
+	if (!r) {
 		printf("not connected to the server (retrying every second)\n");
-	else if (is_dump)
+		return true;
+	}
+	if (is_dump) {
 		dump(r);
-	else if (int_all && ring_all(r) < 0)
-		printf("failed: %s\n", ivshmem_errmsg());
-	else if (!int_all) {
-		bool all = !scan_int(rest, &vector);
+	} else if (int_all) {
+		if (ring_all(r) < 0)
+			printf("failed: %s\n", ivshmem_errmsg());
+	} else {
+		bool all = !scan_int(rest, &vector);	/* QEMU: no second number means all */
 
 		int_command(r, peer, all, vector);
 	}
@@ -401,9 +406,8 @@ static int console_input(struct console *c, struct ivshmem_region *r)
 			go_on = console_command(r, c->buf);
 		c->len = 0;
 		c->overlong = false;
-		if (ch == '\n' && go_on) {
+		if (ch == '\n' && go_on)
 			printf("cmd> ");
-		}
 	}
 	if (n == 0 && go_on && c->len) {
 		c->buf[c->len] = '\0';

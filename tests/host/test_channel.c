@@ -136,13 +136,13 @@ static void test_processes(struct ivshmem_region *ra)
 	int bad = 0, status;
 	pid_t pid;
 
-	tap_is(ivshmem_channel_open(&a, ra, "procs", &fast), 0, "open 'procs'");
+	/* Fork before this process starts a heartbeat thread (fork after open: test_channel_fork.c). */
 	pid = fork();
 	if (pid == 0) {
 		struct ivshmem_region *rc = open_region();
 		struct ivshmem_channel *c;
 
-		if (ivshmem_channel_open(&c, rc, "procs", NULL) < 0)
+		if (ivshmem_channel_open(&c, rc, "procs", &fast) < 0)
 			_exit(10);
 		/* Echo 2000 messages back, incremented, then send 500 more and close. */
 		for (int i = 0; i < 2000; i++) {
@@ -159,6 +159,7 @@ static void test_processes(struct ivshmem_region *ra)
 				_exit(13);
 		_exit(ivshmem_channel_close(c, 5000) == 0 ? 0 : 14);
 	}
+	tap_is(ivshmem_channel_open(&a, ra, "procs", &fast), 0, "open 'procs'");
 	for (unsigned int i = 0; i < 2000; i++) {
 		unsigned int v = i * 3;
 
@@ -191,7 +192,6 @@ static void test_death(struct ivshmem_region *ra)
 	ssize_t n;
 	pid_t pid;
 
-	tap_is(ivshmem_channel_open(&a, ra, "death", &fast), 0, "open 'death'");
 	if (pipe(pfd) < 0)
 		return;
 	pid = fork();
@@ -211,6 +211,7 @@ static void test_death(struct ivshmem_region *ra)
 	if (read(pfd[0], buf, 1) != 1)
 		tap_diag("child did not start");
 	close(pfd[0]);
+	tap_is(ivshmem_channel_open(&a, ra, "death", &fast), 0, "open 'death'");
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	t0 = now_s();

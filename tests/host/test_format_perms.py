@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """`ivshmem format`'s permissions of the file it creates (issue 13, docs/libvirt.md):
-  - by default 0660, group kvm (libvirt's QEMU runs in it), else 0600; exact, whatever the umask;
+  - by default group kvm (libvirt's QEMU runs in it) and 0660, else 0600; exact, whatever the
+    umask;
   - --mode, --group, --owner (by name or number) set exactly what they say;
   - an existing file keeps its owner, group and mode: never loosened, even by --force, and
     --mode/--group/--owner that differ from it are refused (exit 1) with the file untouched;
@@ -90,6 +91,12 @@ def main():
         r = fmt(p, "--size", "1M", "--group", gname)
         ok(r.returncode == 0 and perms(p) == (0o660, os.geteuid(), os.getegid()),
            f"--group {gname} (by name) alone: mode 0660", r.stderr)
+
+        p = os.path.join(tmp, "modeonly")
+        r = fmt(p, "--size", "1M", "--mode", "0640")
+        ok(r.returncode == 0 and perms(p)[0] == 0o640 and (kvm is None or not root
+                                                          or perms(p)[2] == kvm),
+           "--mode 0640 alone: that mode, still the default group", r.stderr)
 
         p = os.path.join(tmp, "owner")
         if root:

@@ -35,7 +35,7 @@ def ok(cond, desc, detail=None):
     if not cond:
         failed += 1
         for line in str(detail or "").splitlines()[-8:]:
-            print(f"#   {line}")
+            print(f"#   {line[:300]}")
     return cond
 
 

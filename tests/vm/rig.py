@@ -439,6 +439,7 @@ class Guest:
         kvm = os.environ.get("IVSHMEM_VM_KVM") == "1" and self.arch == os.uname().machine
         if kvm:
             check_kvm()
+        self.kvm = kvm
         machine = self.machine + (",kernel-irqchip=split" if self.iommu else "")
         args = [qemu_binary(self.arch), "-machine", machine,
                 "-accel", "kvm" if kvm else "tcg",
@@ -583,6 +584,8 @@ class Guest:
             else:
                 error = ("guest stopped without reporting an exit status "
                          f"(QEMU exit code {self.proc.returncode}: kernel panic or oops?)")
+        if error and getattr(self, "kvm", False):
+            error += f"; the guest ran under KVM (IVSHMEM_VM_KVM=1): does {KVM_DEVICE} work here?"
         self.result = Result(self, lines, exit_code, error)
         return self.result
 

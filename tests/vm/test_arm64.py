@@ -153,7 +153,9 @@ def body(tap):
     cli = build_file("tools/ivshmem")
     rng = random.Random(0x1f)
     gdata, hdata = case_data(rng), case_data(rng)
-    with Guest("a64", arch="aarch64", mem=512, timeout=420, boot_timeout=240) as g:
+    # panic_on_warn: any kernel WARN ends the guest and fails the test, with the console.
+    with Guest("a64", arch="aarch64", mem=512, timeout=420, boot_timeout=240,
+               kernel_args="panic_on_warn=1") as g:
         srv = Server(g.dir, vectors=2, size="4M")
         try:
             target = "server:" + srv.sock

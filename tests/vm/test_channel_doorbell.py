@@ -75,8 +75,11 @@ ok "B: in order, none lost" sh -c 'seq 1 %d | cmp -s - /tmp/got'
             host = {}
 
             def host_side():
+                # --linger: wait until guest A read the lines (it may not have opened yet),
+                # else our own recv below would take them as a departed sender's leftovers.
                 host["send"] = subprocess.run(
-                    [cli, "send", "--lines", "--stats", "-t", "120000", target, "h2g"],
+                    [cli, "send", "--lines", "--stats", "-t", "120000", "--linger", "120000",
+                     target, "h2g"],
                     input=b"host1\nhost2\nhost3\n", capture_output=True, timeout=180)
                 # Let the host peer join the server (QEMU drops doorbells for peers it has
                 # not heard of yet) and fall asleep in recv before guest A answers.

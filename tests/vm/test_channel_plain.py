@@ -56,8 +56,10 @@ ok "recv with nobody sending times out with exit 4" test $? = 4
         results = {}
 
         def host_side():
-            results["send"] = host_cli("send", "--lines", "-t", "90000", shm, "ctl",
-                                       stdin=b"one\ntwo\nthree\n")
+            # --linger: wait until the guest read them (it may still be booting), else our
+            # own recv below would take them as a departed sender's leftovers.
+            results["send"] = host_cli("send", "--lines", "-t", "90000", "--linger", "90000",
+                                       shm, "ctl", stdin=b"one\ntwo\nthree\n")
             results["recv"] = host_cli("recv", "--lines", "-n", "2", "-t", "90000", shm, "ctl")
             g.send("go")
             results["bulk"] = host_cli("recv", "-t", "90000", shm, "bulk")

@@ -19,6 +19,7 @@ The test starts virtlogd and libvirtd itself and creates transient TCG direct-ke
 running the rig's Debian kernel and initramfs; verdicts come from the guests' second serial
 port, never from the console."""
 import contextlib
+import fcntl
 import grp
 import os
 import pwd
@@ -39,6 +40,7 @@ from rig import SOURCE_DIR, Guest, RigError, build_file, qemu_binary, run_test  
 
 TAG = f"ivt{os.getpid()}"           # prefix of every name this run creates
 ENV_DIR = "/etc/ivshmem"            # the template unit's EnvironmentFile=-/etc/ivshmem/%i.conf
+LOCK = "/run/lock/ivshmem-test-libvirt.lock"  # one run at a time per machine (one libvirtd)
 OFFSET = 1 << 20                    # where the host writes into plain regions (the guests'
                                     # `--offset 1M`); guests answer 4K after it
 
@@ -120,7 +122,10 @@ class Libvirt:
         poll(lambda: self.virsh("version", check=False).returncode == 0 or self._dead("libvirtd"),
              90, "libvirtd answering virsh")
         if self._dead("libvirtd"):
-            raise RigError("libvirtd exited:\n" + self.log("libvirtd"))
+            log = self.log("libvirtd")
+            hint = ("\n  another libvirtd holds libvirt's driver state: stop it (this test starts "
+                    "its own)" if "Failed to acquire pid file" in log else "")
+            raise RigError("libvirtd exited:\n" + log + hint)
 
     def _kvm_like_udev(self):
         """Debian's udev makes /dev/kvm root:kvm 0660. Where nothing did (these machines run
@@ -203,6 +208,9 @@ class Libvirt:
         if self._kvm_restore:
             os.chown("/dev/kvm", -1, self._kvm_restore[0])
             os.chmod("/dev/kvm", self._kvm_restore[1])
+        for name in self.domains:   # libvirt's per-domain logs (printed already on failure)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/var/log/libvirt/qemu/{name}.log")
 
 
 def _alive(pid):
@@ -478,20 +486,26 @@ def peers(sock):
 # sends commands on the control port and names devices by the address from `virsh dumpxml`.
 GUEST_SCRIPT = r"""
 node() { ls /sys/bus/pci/devices/$1/ivshmem 2>/dev/null; }
+bound() { test -n "$(node $1)"; }
+# within SECONDS CMD...: retry CMD until it succeeds or SECONDS of wall-clock time have passed
+# (rig's wait_for counts tries, which a loaded TCG guest makes slow).
+within() { end=$(( $(date +%s) + $1 )); shift; until "$@"; do [ $(date +%s) -lt $end ] || return 1; sleep 0.2; done; }
 diag ready
 while ctl_read line; do
 	set -- $line
 	case $1 in
 	appear)		# appear BDF: a hot-added device shows up and ivshmem.ko binds it
-		if ! wait_for 120 test -n "$(node $2)"; then
+		if ! within 120 bound $2; then
 			fail "$2 appears, bound to ivshmem.ko"
-			ls -l /sys/bus/pci/devices/$2/ /sys/bus/pci/devices/$2/driver; dmesg | tail -n 30
+			diag "$(ls /sys/bus/pci/devices | tr '\n' ' ')"
+			diag "$(ls -l /sys/bus/pci/devices/$2/driver 2>&1)"
+			dmesg | tail -n 40
 		else
 			pass "$2 appears, bound to ivshmem.ko"
 		fi
 		diag "APPEARED $2" ;;
 	gone)		# gone BDF: a device detached from the host side is gone
-		ok "$2 is gone after the detach" wait_for 60 test ! -e /sys/bus/pci/devices/$2
+		ok "$2 is gone after the detach" within 120 test ! -e /sys/bus/pci/devices/$2
 		diag "GONE $2" ;;
 	plain)		# plain BDF NAME TEXT: read TEXT by name and by address, answer 4K after it
 		printf '%s' "$4" > /tmp/want
@@ -592,14 +606,14 @@ def hot_add(tap, lv, b, tmp, hotbell):
            f"virsh dumpxml shows both attached <shmem> with addresses ({addr})")
     for n in (name, hotbell.instance):
         b.send(f"appear {addr[n]}")
-        b.wait_line(rf"^# APPEARED {addr[n]}$", timeout=90)
+        b.wait_line(rf"^# APPEARED {addr[n]}$", timeout=180)
     plain_check(tap, b, addr[name], name, path, f"hot-{TAG}")
     r = lv.virsh("detach-device", b.domain, os.path.join(tmp, f"attach-{name}.xml"), "--live",
                  check=False)
     tap.ok(r.returncode == 0, f"virsh detach-device --live <shmem name='{name}'> "
            f"({one_line(r.stderr or r.stdout)})")
     b.send(f"gone {addr[name]}")
-    b.wait_line(rf"^# GONE {addr[name]}$", timeout=90)
+    b.wait_line(rf"^# GONE {addr[name]}$", timeout=180)
     poll(lambda: name not in lv.shmem_addresses(b.domain), 60, "the detached <shmem> leaving dumpxml")
     bdf = addr[hotbell.instance]
     idb = guest_id(b, bdf)
@@ -610,8 +624,9 @@ def hot_add(tap, lv, b, tmp, hotbell):
 
 def hmp_route(tap, lv, b):
     """The HMP route of docs/libvirt.md, caveats included."""
-    name = f"{TAG}-hmp"
+    name, bdf = f"{TAG}-hmp", "0000:00:10.0"
     path = make_plain(tap, name, "4M", f"hmp-{TAG}")
+    b.send(f"appear {bdf}")     # the guest waits for it from before it exists
     rc, out = b.hmp(f"object_add memory-backend-file,id=hmp1,size=8M,share=on,mem-path={path}")
     tap.ok(rc == 0 and "does not match" in out,
            f"caveat: a size other than the file's fails, yet virsh exits {rc}: {out!r}")
@@ -619,9 +634,7 @@ def hmp_route(tap, lv, b):
     tap.ok(rc == 0 and out == "", f"HMP object_add with the file's exact size ({out!r})")
     rc, out = b.hmp("device_add ivshmem-plain,memdev=hmp2,id=hmpdev,bus=pci.0,addr=0x10")
     tap.ok(rc == 0 and out == "", f"HMP device_add ivshmem-plain at 00:10.0 ({out!r})")
-    bdf = "0000:00:10.0"
-    b.send(f"appear {bdf}")
-    b.wait_line(rf"^# APPEARED {bdf}$", timeout=90)
+    b.wait_line(rf"^# APPEARED {bdf}$", timeout=180)
     plain_check(tap, b, bdf, name, path, f"hmp-{TAG}")
     tap.ok(name not in lv.shmem_addresses(b.domain) and "hmpdev" not in
            lv.virsh("dumpxml", b.domain).stdout, "caveat: virsh dumpxml does not show it")
@@ -642,7 +655,6 @@ def no_server(tap, lv):
         tap.ok(not started and "Failed to connect to" in err,
                "without its server, a doorbell domain does not start: "
                + (one_line(err.split("qemu-system-x86_64:")[-1]) if not started else "it did"))
-        lv.domains.pop(g.domain, None)
 
 
 def listening(server):
@@ -702,11 +714,34 @@ def scenario(tap, lv, tmp, a, b, bell, hotbell, plain, plain_path):
         g.send("done")
 
 
+def one_at_a_time(timeout=300):
+    """Several build dirs may run this test at once; there is one libvirt per machine."""
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    f = open(LOCK, "w")
+    try:
+        poll(lambda: _try_lock(f), timeout, f"the lock {LOCK} (another test_libvirt.py runs)",
+             interval=1)
+    except RigError:
+        f.close()
+        raise
+    return f        # held until closed (or the process ends)
+
+
+def _try_lock(f):
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def body(tap):
+    lock = one_at_a_time()
     tmp = tempfile.mkdtemp(prefix="ivshmem-libvirt-")
     os.chmod(tmp, 0o755)
     env_dir_existed = os.path.isdir(ENV_DIR)
     with contextlib.ExitStack() as cleanup:
+        cleanup.callback(lock.close)
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         if not env_dir_existed:
             cleanup.callback(lambda: os.path.isdir(ENV_DIR) and not os.listdir(ENV_DIR)

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ivshmem-bench report: the goals as same-round ratios, their median and
+ * spread over the rounds (all, far, near), the median of every measurement,
+ * and the JSON and SVG files.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct round_info *rounds;
+int nrounds;
+double bench_near_ns = 250;
+
+static double tput(int r, const char *name, size_t size, bool bytes)
+{
+	const struct result *x = find_result(r, name, BENCH_TPUT, size);
+
+	return x ? (bytes ? x->gb_s : x->msgs_s) : NAN;
+}
+
+static double p50(int r, const char *name, size_t size)
+{
+	const struct result *x = find_result(r, name, BENCH_LAT, size);
+
+	return x ? x->p50 : NAN;
+}
+
+static double g_tput8(int r) { return tput(r, "ring", 8, false) / tput(r, "ck_ring", 8, false); }
+static double g_tput64(int r) { return tput(r, "ring", 64, false) / tput(r, "ck_ring", 64, false); }
+static double g_tput256(int r) { return tput(r, "ring", 256, false) / tput(r, "ck_ring", 256, false); }
+static double g_batch64(int r)
+{
+	return tput(r, "ring-batch16", 64, false) / tput(r, "ck_ring", 64, false);
+}
+static double g_stream(int r) { return tput(r, "ring", 65536, true) / tput(r, "stream", 65536, true); }
+static double g_poll(int r) { return p50(r, "ring", 64) / p50(r, "cacheline", 8); }
+static double g_block(int r) { return p50(r, "ring-blocking", 64) / p50(r, "eventfd", 8); }
+
+/* The worst throughput ratio ring / @peer over the sizes measured in 64 B..64 KiB. */
+static double worst_tput(int r, const char *peer)
+{
+	double worst = NAN;
+
+	for (size_t s = 64; s <= 65536; s *= 2) {
+		double v = tput(r, "ring", s, false) / tput(r, peer, s, false);
+
+		if (!isnan(v))
+			worst = isnan(worst) ? v : fmin(worst, v);
+	}
+	return worst;
+}
+
+static double g_iox_lat(int r) { return p50(r, "ring", 64) / p50(r, "iceoryx", 64); }
+static double g_iox_tput(int r) { return worst_tput(r, "iceoryx"); }
+static double g_ucx_lat(int r) { return p50(r, "ring", 64) / p50(r, "ucx", 64); }
+static double g_ucx_tput(int r) { return worst_tput(r, "ucx"); }
+
+static const struct goal {
+	const char *what;
+	const char *target;
+	double limit;
+	bool at_most;		/* met when ratio <= limit (else >=) */
+	double (*ratio)(int round);
+} goals[] = {
+	{ "8 B msgs/s, unbatched, strict wake-up / ck_ring", ">= 1.0", 1.0, false, g_tput8 },
+	{ "64 B msgs/s, unbatched / ck_ring", ">= 1.2", 1.2, false, g_tput64 },
+	{ "256 B msgs/s, unbatched / ck_ring", ">= 1.2", 1.2, false, g_tput256 },
+	{ "64 KiB GB/s / two-thread streaming copy", ">= 0.9", 0.9, false, g_stream },
+	{ "polling round trip 64 B / cache-line round trip", "<= 0.9", 0.9, true, g_poll },
+	{ "blocking round trip 64 B / eventfd ping-pong", "<= 1.1", 1.1, true, g_block },
+	{ "round trip 64 B / iceoryx", "< 1.0", 1.0, true, g_iox_lat },
+	{ "msgs/s 64 B-64 KiB, worst size / iceoryx", "> 1.0", 1.0, false, g_iox_tput },
+	{ "round trip 64 B / UCX shm", "< 1.0", 1.0, true, g_ucx_lat },
+	{ "msgs/s 64 B-64 KiB, worst size / UCX shm", "> 1.0", 1.0, false, g_ucx_tput },
+	{ "(info) 64 B msgs/s, batch16 / ck_ring", "-", NAN, false, g_batch64 },
+};
+#define NGOALS (int)(sizeof(goals) / sizeof(goals[0]))
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct spread {
+	int n;
+	double median, q1, q3, min, max;
+};
+
+/* Over the rounds whose placement is @placement (NULL: all), NaNs left out. */
+static struct spread spread_of(const struct goal *g, const char *placement)
+{
+	struct spread s = { .median = NAN, .q1 = NAN, .q3 = NAN, .min = NAN, .max = NAN };
+	double *v = calloc((size_t)nrounds + 1, sizeof(double));
+
+	for (int r = 0; r < nrounds; r++) {
+		double x = g->ratio(r);
+
+		if (!isnan(x) && (!placement || strcmp(rounds[r].placement, placement) == 0))
+			v[s.n++] = x;
+	}
+	if (s.n) {
+		qsort(v, (size_t)s.n, sizeof(double), cmp_double);
+		s.median = s.n % 2 ? v[s.n / 2] : (v[s.n / 2 - 1] + v[s.n / 2]) / 2;
+		s.q1 = v[(s.n - 1) / 4];
+		s.q3 = v[(3 * (s.n - 1) + 3) / 4];
+		s.min = v[0];
+		s.max = v[s.n - 1];
+	}
+	free(v);
+	return s;
+}
+
+static const char *verdict(const struct goal *g, double v)
+{
+	if (isnan(g->limit))
+		return "-";
+	if (isnan(v))
+		return "n/a";
+	return (g->at_most ? v <= g->limit : v >= g->limit) ? "yes" : "**no**";
+}
+
+void report_round(int r)
+{
+	const struct round_info *ri = &rounds[r];
+
+	fprintf(stderr, "round %d: cache-line round trip %.0f ns before, %.0f ns after: %s\n", r + 1,
+		ri->line_start, ri->line_end, ri->placement);
+	for (int i = 0; i < NGOALS; i++) {
+		double v = goals[i].ratio(r);
+
+		if (!isnan(v))
+			fprintf(stderr, "  %-50s %8.3f %s\n", goals[i].what, v, verdict(&goals[i], v));
+	}
+}
+
+static void print_spread(FILE *out, struct spread s)
+{
+	if (s.n == 0)
+		fprintf(out, " - |");
+	else
+		fprintf(out, " %.2f (%.2f-%.2f, n=%d) |", s.median, s.min, s.max, s.n);
+}
+
+static void goals_table(FILE *out)
+{
+	fprintf(out, "| goal | target | far: median (min-max, n) | far IQR | near: median (min-max, n) "
+		     "| all rounds | met (far) |\n|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < NGOALS; i++) {
+		const struct goal *g = &goals[i];
+		struct spread far = spread_of(g, "far"), near = spread_of(g, "near"),
+			      all = spread_of(g, NULL);
+
+		fprintf(out, "| %s | %s |", g->what, g->target);
+		print_spread(out, far);
+		if (far.n)
+			fprintf(out, " %.2f-%.2f |", far.q1, far.q3);
+		else
+			fprintf(out, " - |");
+		print_spread(out, near);
+		print_spread(out, all);
+		fprintf(out, " %s%s |\n", verdict(g, far.n ? far.median : all.median),
+			far.n || all.n == 0 ? "" : " (no far round: all rounds)");
+	}
+}
+
+static void rounds_table(FILE *out)
+{
+	fprintf(out, "| round | cache-line RTT before / after (ns) | placement | load (1 min) |");
+	for (int i = 0; i < NGOALS; i++)
+		fprintf(out, " g%d |", i + 1);
+	fprintf(out, "\n|---|---|---|---|");
+	for (int i = 0; i < NGOALS; i++)
+		fprintf(out, "---|");
+	fprintf(out, "\n");
+	for (int r = 0; r < nrounds; r++) {
+		fprintf(out, "| %d | %.0f / %.0f | %s | %.2f |", r + 1, rounds[r].line_start,
+			rounds[r].line_end, rounds[r].placement, rounds[r].load);
+		for (int i = 0; i < NGOALS; i++) {
+			double v = goals[i].ratio(r);
+
+			fprintf(out, isnan(v) ? " - |" : " %.2f |", v);
+		}
+		fprintf(out, "\n");
+	}
+}
+
+/* Median over all rounds of one measurement's main number; NaN when never measured. */
+static double median_of(const char *name, enum bench_kind kind, size_t size, int field,
+			double *lo, double *hi)
+{
+	double v[256];
+	int n = 0;
+
+	for (int i = 0; i < nresults && n < 256; i++) {
+		const struct result *x = &results[i];
+
+		if (x->kind != kind || x->size != size || strcmp(x->name, name) != 0)
+			continue;
+		v[n++] = field == 0 ? x->msgs_s : field == 1 ? x->gb_s : field == 2 ? x->p50 : x->p99;
+	}
+	if (!n)
+		return NAN;
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	*lo = v[0];
+	*hi = v[n - 1];
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The distinct names and sizes measured for @kind, in first-seen order. */
+static int distinct(enum bench_kind kind, const char **names, int max_names, size_t *sizes,
+		    int *nsizes)
+{
+	int nn = 0;
+
+	*nsizes = 0;
+	for (int i = 0; i < nresults; i++) {
+		const struct result *x = &results[i];
+		bool seen = false;
+
+		if (x->kind != kind)
+			continue;
+		for (int k = 0; k < nn; k++)
+			seen |= strcmp(names[k], x->name) == 0;
+		if (!seen && nn < max_names)
+			names[nn++] = x->name;
+		seen = false;
+		for (int k = 0; k < *nsizes; k++)
+			seen |= sizes[k] == x->size;
+		if (!seen && *nsizes < 32)
+			sizes[(*nsizes)++] = x->size;
+	}
+	for (int i = 1; i < *nsizes; i++)
+		for (int j = i; j > 0 && sizes[j] < sizes[j - 1]; j--) {
+			size_t t = sizes[j];
+
+			sizes[j] = sizes[j - 1];
+			sizes[j - 1] = t;
+		}
+	return nn;
+}
+
+static void size_label(char *buf, size_t len, size_t s)
+{
+	if (s >= (1u << 20) && s % (1u << 20) == 0)
+		snprintf(buf, len, "%zu MiB", s >> 20);
+	else if (s >= 1024 && s % 1024 == 0)
+		snprintf(buf, len, "%zu KiB", s >> 10);
+	else
+		snprintf(buf, len, "%zu B", s);
+}
+
+static void value_tables(FILE *out)
+{
+	const char *names[24];
+	size_t sizes[32];
+	int nsizes;
+
+	for (int kind = BENCH_TPUT; kind <= BENCH_LAT; kind++) {
+		int nn = distinct(kind, names, 24, sizes, &nsizes);
+
+		fprintf(out, kind == BENCH_TPUT
+			? "\n### Throughput: M msgs/s, median over rounds (min-max)\n\n| size |"
+			: "\n### Round trip: p50 in us, median over rounds (min-max)\n\n| size |");
+		for (int k = 0; k < nn; k++)
+			fprintf(out, " %s |", names[k]);
+		fprintf(out, "\n|---|");
+		for (int k = 0; k < nn; k++)
+			fprintf(out, "---:|");
+		fprintf(out, "\n");
+		for (int i = 0; i < nsizes; i++) {
+			char label[32];
+
+			size_label(label, sizeof(label), sizes[i]);
+			fprintf(out, "| %s |", label);
+			for (int k = 0; k < nn; k++) {
+				double lo = 0, hi = 0;
+				double m = median_of(names[k], kind, sizes[i], kind == BENCH_TPUT ? 0 : 2,
+						     &lo, &hi);
+				double scale = kind == BENCH_TPUT ? 1e6 : 1e3;
+
+				if (isnan(m))
+					fprintf(out, " - |");
+				else
+					fprintf(out, " %.3g (%.3g-%.3g) |", m / scale, lo / scale,
+						hi / scale);
+			}
+			fprintf(out, "\n");
+		}
+	}
+}
+
+void report_summary(FILE *out)
+{
+	int far = 0, near = 0;
+
+	for (int r = 0; r < nrounds; r++) {
+		far += strcmp(rounds[r].placement, "far") == 0;
+		near += strcmp(rounds[r].placement, "near") == 0;
+	}
+	fprintf(out, "## ivshmem-bench: %d rounds (%d far, %d near, %d mixed), CPUs %d,%d\n\n"
+		     "### Goals: same-round ratios\n\n", nrounds, far, near, nrounds - far - near,
+		bench_cpu_a, bench_cpu_b);
+	goals_table(out);
+	fprintf(out, "\n### Rounds (g1..g%d: the goals above, in order)\n\n", NGOALS);
+	rounds_table(out);
+	value_tables(out);
+}
+
+static void json_number(FILE *f, const char *key, double v, const char *sep)
+{
+	if (isnan(v) || isinf(v))
+		fprintf(f, "\"%s\": null%s", key, sep);
+	else
+		fprintf(f, "\"%s\": %.6g%s", key, v, sep);
+}
+
+int write_json(const char *path, const char *load)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	fprintf(f, "{\n  \"cpus\": [%d, %d],\n  \"near_below_ns\": %.0f,\n  \"load\": \"%s\",\n"
+		   "  \"rounds\": [\n", bench_cpu_a, bench_cpu_b, bench_near_ns, load);
+	for (int r = 0; r < nrounds; r++)
+		fprintf(f, "    {\"round\": %d, \"cacheline_before_ns\": %.0f, \"cacheline_after_ns\": %.0f, "
+			   "\"placement\": \"%s\", \"load1\": %.2f}%s\n", r + 1, rounds[r].line_start,
+			rounds[r].line_end, rounds[r].placement, rounds[r].load,
+			r + 1 < nrounds ? "," : "");
+	fprintf(f, "  ],\n  \"goals\": [\n");
+	for (int i = 0; i < NGOALS; i++) {
+		const struct goal *g = &goals[i];
+		struct spread far = spread_of(g, "far"), near = spread_of(g, "near");
+
+		fprintf(f, "    {\"goal\": \"%s\", \"target\": \"%s\", ", g->what, g->target);
+		json_number(f, "far_median", far.median, ", ");
+		json_number(f, "far_min", far.min, ", ");
+		json_number(f, "far_max", far.max, ", ");
+		json_number(f, "near_median", near.median, ", ");
+		fprintf(f, "\"per_round\": [");
+		for (int r = 0; r < nrounds; r++) {
+			double v = g->ratio(r);
+
+			if (isnan(v))
+				fprintf(f, "null%s", r + 1 < nrounds ? ", " : "");
+			else
+				fprintf(f, "%.4f%s", v, r + 1 < nrounds ? ", " : "");
+		}
+		fprintf(f, "]}%s\n", i + 1 < NGOALS ? "," : "");
+	}
+	fprintf(f, "  ],\n  \"results\": [\n");
+	for (int i = 0; i < nresults; i++) {
+		const struct result *x = &results[i];
+
+		fprintf(f, "    {\"round\": %d, \"name\": \"%s\", \"kind\": \"%s\", \"size\": %zu, ",
+			x->round + 1, x->name, x->kind == BENCH_TPUT ? "throughput" : "latency", x->size);
+		if (x->kind == BENCH_TPUT) {
+			fprintf(f, "\"msgs_per_s\": %.0f, \"gb_per_s\": %.3f", x->msgs_s, x->gb_s);
+			if (x->doorbells_per_msg >= 0)
+				fprintf(f, ", \"doorbells_per_msg\": %.5f", x->doorbells_per_msg);
+		} else {
+			fprintf(f, "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"p999_ns\": %.0f", x->p50, x->p99,
+				x->p999);
+		}
+		fprintf(f, "}%s\n", i + 1 < nresults ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static const char *const colors[] = { "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#1f77b4",
+				      "#2ca02c", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2",
+				      "#000000", "#aec7e8", "#98df8a", "#ff9896" };
+#define NCOLORS (int)(sizeof(colors) / sizeof(colors[0]))
+
+/* One log-log plot of the median over rounds (GB/s or p50 us) against message size. */
+static void svg_plot(FILE *f, int x0, enum bench_kind kind, const char *title)
+{
+	const int w = 620, h = 420, y0 = 0;
+	const char *names[24];
+	size_t sizes[32];
+	int nsizes, nn = distinct(kind, names, 24, sizes, &nsizes);
+	double lo = 1e30, hi = 0, smin = 8, smax = 1 << 20, v[24][32];
+
+	for (int k = 0; k < nn; k++)
+		for (int i = 0; i < nsizes; i++) {
+			double a, b, m = median_of(names[k], kind, sizes[i], kind == BENCH_TPUT ? 1 : 2,
+						   &a, &b);
+
+			v[k][i] = kind == BENCH_TPUT ? m : m / 1000;
+			if (!isnan(v[k][i]) && v[k][i] > 0 && sizes[i] >= smin) {
+				lo = fmin(lo, v[k][i]);
+				hi = fmax(hi, v[k][i]);
+			}
+		}
+	if (hi <= 0)
+		return;
+	lo = pow(10, floor(log10(lo)));
+	hi = pow(10, ceil(log10(hi)));
+#define PX(s) (x0 + 60 + (log2((double)(s)) - log2(smin)) / (log2(smax) - log2(smin)) * (w - 180))
+#define PY(y) (y0 + h - 40 - (log10(y) - log10(lo)) / (log10(hi) - log10(lo)) * (h - 70))
+	fprintf(f, "<text x='%d' y='%d' font-size='14' font-weight='bold'>%s</text>\n", x0 + 60,
+		y0 + 18, title);
+	fprintf(f, "<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#444'/>\n",
+		x0 + 60, y0 + 30, w - 180, h - 70);
+	for (double y = lo; y <= hi * 1.001; y *= 10)
+		fprintf(f, "<text x='%d' y='%.1f' font-size='10' text-anchor='end'>%g</text>"
+			   "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' stroke='#ddd'/>\n",
+			x0 + 56, PY(y) + 3, y, x0 + 60, x0 + w - 120, PY(y), PY(y));
+	for (double s = smin; s <= smax; s *= 8) {
+		char label[32];
+
+		size_label(label, sizeof(label), (size_t)s);
+		fprintf(f, "<text x='%.1f' y='%d' font-size='10' text-anchor='middle'>%s</text>\n",
+			PX(s), y0 + h - 26, label);
+	}
+	fprintf(f, "<text x='%d' y='%d' font-size='11' text-anchor='middle'>message size</text>\n",
+		x0 + w / 2 - 40, y0 + h - 8);
+	for (int k = 0; k < nn; k++) {
+		const char *c = colors[k % NCOLORS];
+		bool first = true;
+
+		fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", c);
+		for (int i = 0; i < nsizes; i++) {
+			if (isnan(v[k][i]) || v[k][i] <= 0 || sizes[i] < smin)
+				continue;
+			fprintf(f, "%s%.1f,%.1f", first ? "" : " ", PX(sizes[i]), PY(v[k][i]));
+			first = false;
+		}
+		fprintf(f, "'/>\n<text x='%d' y='%d' font-size='11' fill='%s'>%s</text>\n",
+			x0 + w - 110, y0 + 40 + 14 * k, c, names[k]);
+	}
+#undef PX
+#undef PY
+}
+
+int write_svg(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='1260' height='430' "
+		   "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n");
+	svg_plot(f, 0, BENCH_TPUT, "Throughput (GB/s, median of rounds, log)");
+	svg_plot(f, 630, BENCH_LAT, "Round trip p50 (us, median of rounds, log)");
+	fprintf(f, "</svg>\n");
+	return fclose(f) == 0 ? 0 : -1;
+}
