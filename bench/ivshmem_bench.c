@@ -299,6 +299,7 @@ int main(int argc, char **argv)
 {
 	char load[128];
 	uint64_t t0 = now_ns();
+	int missing = 0;
 
 	if (parse_args(argc, argv) < 0)
 		return 2;
@@ -320,10 +321,14 @@ int main(int argc, char **argv)
 		 "%.0f s", rounds[0].load, loadavg(), (double)(now_ns() - t0) / 1e9);
 	report_summary(stdout);
 	printf("\nNot measured:");
-	for (int i = 0; i < ncontenders; i++)
+	for (int i = 0; i < ncontenders; i++) {
 		if (contenders[i].missing)
 			printf(" %s (%s);", contenders[i].name, contenders[i].missing);
-	printf(" -\nLoad: %s\n", load);
+		missing += contenders[i].missing != NULL;
+	}
+	if (!missing)
+		printf(" none, every contender was built and set up.");
+	printf("\nLoad: %s\n", load);
 	if (opt.json && write_json(opt.json, load) < 0)
 		return 1;
 	if (opt.svg && write_svg(opt.svg) < 0)

@@ -256,6 +256,33 @@ static void size_label(char *buf, size_t len, size_t s)
 		snprintf(buf, len, "%zu B", s);
 }
 
+/* A number in 3 significant digits, without exponent. */
+static void num(char *buf, size_t len, double v)
+{
+	snprintf(buf, len, v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : v >= 1 ? "%.2f" : "%.3f", v);
+}
+
+/*
+ * One cell: median (min-max) over rounds. Throughput in M msgs/s below 4 KiB
+ * and in GB/s from 4 KiB on; round trips in us.
+ */
+static void value_cell(FILE *out, const char *name, enum bench_kind kind, size_t size)
+{
+	bool bytes = kind == BENCH_TPUT && size >= 4096;
+	double lo = 0, hi = 0, scale = kind == BENCH_LAT ? 1e3 : bytes ? 1 : 1e6;
+	double m = median_of(name, kind, size, kind == BENCH_LAT ? 2 : bytes ? 1 : 0, &lo, &hi);
+	char a[24], b[24], c[24];
+
+	if (isnan(m)) {
+		fprintf(out, " - |");
+		return;
+	}
+	num(a, sizeof(a), m / scale);
+	num(b, sizeof(b), lo / scale);
+	num(c, sizeof(c), hi / scale);
+	fprintf(out, " %s (%s-%s) |", a, b, c);
+}
+
 static void value_tables(FILE *out)
 {
 	const char *names[24];
@@ -266,7 +293,8 @@ static void value_tables(FILE *out)
 		int nn = distinct(kind, names, 24, sizes, &nsizes);
 
 		fprintf(out, kind == BENCH_TPUT
-			? "\n### Throughput: M msgs/s, median over rounds (min-max)\n\n| size |"
+			? "\n### Throughput: M msgs/s below 4 KiB, GB/s from 4 KiB; median over rounds "
+			  "(min-max)\n\n| size |"
 			: "\n### Round trip: p50 in us, median over rounds (min-max)\n\n| size |");
 		for (int k = 0; k < nn; k++)
 			fprintf(out, " %s |", names[k]);
@@ -279,18 +307,8 @@ static void value_tables(FILE *out)
 
 			size_label(label, sizeof(label), sizes[i]);
 			fprintf(out, "| %s |", label);
-			for (int k = 0; k < nn; k++) {
-				double lo = 0, hi = 0;
-				double m = median_of(names[k], kind, sizes[i], kind == BENCH_TPUT ? 0 : 2,
-						     &lo, &hi);
-				double scale = kind == BENCH_TPUT ? 1e6 : 1e3;
-
-				if (isnan(m))
-					fprintf(out, " - |");
-				else
-					fprintf(out, " %.3g (%.3g-%.3g) |", m / scale, lo / scale,
-						hi / scale);
-			}
+			for (int k = 0; k < nn; k++)
+				value_cell(out, names[k], kind, sizes[i]);
 			fprintf(out, "\n");
 		}
 	}

@@ -16,5 +16,7 @@ packages=(
 	libvirt-daemon-system libvirt-clients
 	# sanitizers, TSan and libFuzzer (clang), ck_ring baseline, arm64 cross-compile check
 	clang libclang-rt-14-dev llvm libck-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+	# ivshmem-bench's peers (optional at build time): iceoryx's C binding and its iox-roudi, UCX
+	libiceoryx-binding-c-dev iceoryx libucx-dev
 )
 apt_install "${packages[@]}"

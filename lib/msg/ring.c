@@ -302,6 +302,14 @@ int ivshmem_ring_send(struct ivshmem_ring *r, const void *buf, size_t len, unsig
 	return ivshmem_ring_commit(r, len, flags);
 }
 
+/* Consumer: a record (or pad) of this lap waits at our position. Cheap, not validated. */
+static bool header_ready(const struct ivshmem_ring *r)
+{
+	uint64_t hdr = le64toh(__atomic_load_n(hdr_at(r, r->local), __ATOMIC_RELAXED));
+
+	return (uint32_t)(hdr >> 32) == tag_of(r->local);
+}
+
 /* Consumer: the ring looks empty here; publish what we consumed so a blocked producer wakes. */
 static int consumer_idle(struct ivshmem_ring *r)
 {
@@ -355,8 +363,14 @@ int ivshmem_ring_release(struct ivshmem_ring *r, unsigned int flags)
 	r->local += r->pending_len;
 	r->pending_len = 0;
 	r->records++;
-	/* cons goes out in batches: a quarter ring, or when peek() finds the ring empty. */
-	if ((flags & IVSHMEM_RING_MORE) || r->local - r->published < r->cap / 4)
+	/*
+	 * cons goes out in batches: after a quarter ring, or once the ring is empty
+	 * (the next header is not there: the line we read next anyway), so a
+	 * producer waiting for delivery (a channel's flush) sees it without our
+	 * calling peek() again.
+	 */
+	if ((flags & IVSHMEM_RING_MORE) ||
+	    (r->local - r->published < r->cap / 4 && header_ready(r)))
 		return 0;
 	return ivshmem_ring_publish(r);
 }
@@ -374,14 +388,6 @@ ssize_t ivshmem_ring_recv(struct ivshmem_ring *r, void *buf, size_t cap, unsigne
 	memcpy(buf, src, len);
 	ret = ivshmem_ring_release(r, flags);
 	return ret < 0 ? ret : (ssize_t)len;
-}
-
-/* Consumer: a record (or pad) of this lap waits at our position. Cheap, not validated. */
-static bool header_ready(const struct ivshmem_ring *r)
-{
-	uint64_t hdr = le64toh(__atomic_load_n(hdr_at(r, r->local), __ATOMIC_RELAXED));
-
-	return (uint32_t)(hdr >> 32) == tag_of(r->local);
 }
 
 int ivshmem_ring_arm(struct ivshmem_ring *r, size_t need)
