@@ -186,6 +186,10 @@ if want arm64; then
 	check "cross-compile for aarch64" build-arm64 bash -c "$(declare -f setup); \
 		setup build-arm64 --cross-file scripts/cross/aarch64-linux-gnu.ini -Dguest_static=false \
 		&& ninja -C build-arm64"
+	# What benchmarks are built with: -O3 must stay -Werror clean too.
+	check "build (release, -O3 -Werror)" build-release bash -c "$(declare -f setup); \
+		setup build-release --buildtype=release -Dwerror=true -Dguest_static=false \
+		&& ninja -C build-release"
 fi
 
 # QEMU's own contrib ivshmem-server and ivshmem-client, built once per QEMU version and cached

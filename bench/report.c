@@ -191,7 +191,10 @@ static void rounds_table(FILE *out)
 	}
 }
 
-/* Median over all rounds of one measurement's main number; NaN when never measured. */
+/*
+ * Median over all rounds of one measurement's number (@field 0 msgs/s, 1 GB/s,
+ * 2 p50, 3 doorbells per message); NaN when never measured.
+ */
 static double median_of(const char *name, enum bench_kind kind, size_t size, int field,
 			double *lo, double *hi)
 {
@@ -203,7 +206,8 @@ static double median_of(const char *name, enum bench_kind kind, size_t size, int
 
 		if (x->kind != kind || x->size != size || strcmp(x->name, name) != 0)
 			continue;
-		v[n++] = field == 0 ? x->msgs_s : field == 1 ? x->gb_s : field == 2 ? x->p50 : x->p99;
+		v[n++] = field == 0 ? x->msgs_s : field == 1 ? x->gb_s : field == 2 ? x->p50
+			: x->doorbells_per_msg;
 	}
 	if (!n)
 		return NAN;
@@ -283,6 +287,31 @@ static void value_cell(FILE *out, const char *name, enum bench_kind kind, size_t
 	fprintf(out, " %s (%s-%s) |", a, b, c);
 }
 
+/* Doorbells per message while streaming, for the ring modes that sleep. */
+static void bells_table(FILE *out)
+{
+	static const char *const sleepers[] = { "ring-blocking", "ring-hybrid" };
+	const char *names[24];
+	size_t sizes[32];
+	int nsizes;
+
+	distinct(BENCH_TPUT, names, 24, sizes, &nsizes);
+	fprintf(out, "\n### Doorbells per message while streaming (median over rounds)\n\n"
+		     "| size | ring-blocking (no spin) | ring-hybrid (spin 50 us) |\n|---|---:|---:|\n");
+	for (int i = 0; i < nsizes; i++) {
+		char label[32];
+
+		size_label(label, sizeof(label), sizes[i]);
+		fprintf(out, "| %s |", label);
+		for (int k = 0; k < 2; k++) {
+			double lo, hi, m = median_of(sleepers[k], BENCH_TPUT, sizes[i], 3, &lo, &hi);
+
+			fprintf(out, isnan(m) ? " - |" : " %.4f |", m);
+		}
+		fprintf(out, "\n");
+	}
+}
+
 static void value_tables(FILE *out)
 {
 	const char *names[24];
@@ -312,6 +341,7 @@ static void value_tables(FILE *out)
 			fprintf(out, "\n");
 		}
 	}
+	bells_table(out);
 }
 
 void report_summary(FILE *out)

@@ -293,7 +293,7 @@ int ivshmem_ring_commit(struct ivshmem_ring *r, size_t len, unsigned int flags)
 
 int ivshmem_ring_send(struct ivshmem_ring *r, const void *buf, size_t len, unsigned int flags)
 {
-	void *dst;
+	void *dst = NULL;	/* set by a successful reserve; -O3 cannot see it */
 	int ret = ivshmem_ring_reserve(r, len, &dst);
 
 	if (ret < 0)

@@ -175,6 +175,13 @@ static void test_zero_copy_and_batching(void)
 	tap_is(ivshmem_ring_release(&cons, 0), 0, "release");
 	tap_is(ivshmem_ring_used(&prod), 0,
 	       "releasing the last record publishes at once (a flush sees it read)");
+	tap_ok(!ivshmem_ring_poll_wait(&cons, 100, 0), "poll_wait on an empty ring gives up");
+	tap_ok(!ivshmem_ring_poll_wait(&cons, 20, IVSHMEM_RING_POLL_BACKOFF),
+	       "... with backoff too");
+	ivshmem_ring_send(&prod, "x", 1, 0);
+	tap_ok(ivshmem_ring_poll_wait(&cons, 100, IVSHMEM_RING_POLL_BACKOFF),
+	       "poll_wait sees a waiting record");
+	tap_is(ivshmem_ring_recv(&cons, out, sizeof(out), 0), 1, "... and it is there");
 	tap_is(ivshmem_ring_release(&cons, 0), -EINVAL, "release without peek: EINVAL");
 
 	/* Batching: MORE defers the fence and the wake-up check, not the records. */
