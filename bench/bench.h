@@ -121,14 +121,26 @@ void ucx_lat(const struct contender *c, size_t size);
 /* Kernel IPC modes (struct contender.mode of kernel_*). */
 enum { IPC_PIPE, IPC_UNIX, IPC_EVENTFD, IPC_MQ };
 /* Ring modes. */
-enum { RING_POLL, RING_BLOCKING, RING_HYBRID, RING_BATCH16 };
+enum { RING_POLL, RING_BLOCKING, RING_HYBRID, RING_BATCH16, RING_BACKOFF };
 
 /* bench/report.c */
+#define MAX_SIZES 16
+/*
+ * The cache-line round trip is measured before every size's block of
+ * measurements and at the end of the round: a block whose two sides agree
+ * has that placement ('n' near, 'f' far), otherwise it is mixed ('m').
+ */
 struct round_info {
-	double line_start, line_end;	/* cache-line round trip p50, ns, before and after */
-	char placement[8];		/* "near", "far", "mixed" */
+	double line_start, line_end;	/* cache-line round trip p50, ns, first and last */
+	int nblocks;
+	size_t block_size[MAX_SIZES];
+	double block_ns[MAX_SIZES];	/* before block i (block_ns[0] == line_start) */
+	char blocks[MAX_SIZES + 1];	/* placement per block: 'n', 'f' or 'm' */
+	char placement[8];		/* the round: "near" or "far" if all blocks agree, or "mixed" */
 	double load;			/* 1-minute load average when the round started */
 };
+/* Fill in blocks[] and placement from the measured round trips. */
+void classify_round(struct round_info *ri);
 extern struct round_info *rounds;
 extern int nrounds;
 extern double bench_near_ns;		/* a round trip below this is the "near" placement */

@@ -67,7 +67,7 @@ void run_pair(void *(*a)(void *), void *(*b)(void *), void *arg)
 
 /*
  * Counts: each measurement aims at a fixed time (TARGET_TPUT_NS, TARGET_LAT_NS;
- * 1/8 of it with --quick) from the rate the same measurement had last time.
+ * 1/8 of it with --quick) at the slowest rate the same measurement has had.
  * The first time, a short probe (not recorded) gives that rate.
  */
 #define TARGET_TPUT_NS	100000000.0
@@ -111,19 +111,24 @@ static void learn(void)
 {
 	const struct result *x = &results[nresults - 1];
 	struct rate *r = rate_of(x->name, x->kind, x->size);
+	double ns;
 
 	if (!r) {
 		rates = realloc(rates, (size_t)(nrates + 1) * sizeof(*rates));
 		if (!rates)
 			exit(1);
 		r = &rates[nrates++];
-		*r = (struct rate){ .kind = x->kind, .size = x->size };
+		*r = (struct rate){ .kind = x->kind, .size = x->size, .ns_per_msg = 1 };
 		snprintf(r->name, sizeof(r->name), "%s", x->name);
 	}
-	/* Latency: the mean lies above the median, a lot for blocking contenders. */
-	r->ns_per_msg = x->kind == BENCH_TPUT ? 1e9 / x->msgs_s : (x->p50 + x->p99) / 2;
-	if (!(r->ns_per_msg > 0))
-		r->ns_per_msg = 1;
+	/*
+	 * The slowest rate seen so far (latency: the mean lies above the median, a
+	 * lot for blocking contenders): a measurement learnt in the near placement
+	 * must not run 4x too long in the far one, or on a busier machine.
+	 */
+	ns = x->kind == BENCH_TPUT ? 1e9 / x->msgs_s : (x->p50 + x->p99) / 2;
+	if (ns > r->ns_per_msg)
+		r->ns_per_msg = ns;
 }
 
 void measure(const struct contender *c, enum bench_kind kind, size_t size)

@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SIZES 16
-
 #ifdef HAVE_CK
 #define CK_MISSING NULL
 #else
@@ -63,6 +61,8 @@ struct contender contenders[] = {
 	  .what = "Concurrency Kit SPSC ring of pointers, payload copied in and out" },
 	{ .name = "ring", .kinds = BENCH_TPUT | BENCH_LAT, .mode = RING_POLL, .tput = ring_tput,
 	  .lat = ring_lat, .what = "our ring, send/recv, a publish (fence, wake-up check) per record, polling" },
+	{ .name = "ring-backoff", .kinds = BENCH_TPUT, .mode = RING_BACKOFF, .tput = ring_tput,
+	  .what = "the same; the receiver waits with IVSHMEM_RING_POLL_BACKOFF (throughput opt-in)" },
 	{ .name = "ring-batch16", .kinds = BENCH_TPUT, .mode = RING_BATCH16, .tput = ring_tput,
 	  .what = "the same, IVSHMEM_RING_MORE: one publish per 16 records" },
 	{ .name = "ring-blocking", .kinds = BENCH_TPUT | BENCH_LAT, .mode = RING_BLOCKING,
@@ -92,39 +92,20 @@ static struct {
 	const char *only, *json, *svg;
 } opt = { .nrounds = 0 };
 
-static const struct option_def {
-	const char *name, *arg, *help;
-} options[] = {
-	{ "--rounds", "N", "interleaved rounds (default 10; 2 with --quick)" },
-	{ "--quick", NULL, "sizes 8 B, 64 B, 256 B, 64 KiB and 1/8 of the iterations (CI smoke)" },
-	{ "--sizes", "LIST", "message sizes, e.g. 64,4096,65536 (default 8 B..1 MiB by 4)" },
-	{ "--only", "LIST", "only these contenders (comma-separated; cacheline always runs)" },
-	{ "--cpus", "A,B", "the two CPUs (default 0,1)" },
-	{ "--near-ns", "NS", "cache-line round trip below this is the 'near' placement (default 250)" },
-	{ "--ring-cap", "BYTES", "smallest ring (default 65536; rings hold 64 records up to 16 MiB)" },
-	{ "--json", "FILE", "every number of every round, and the goals" },
-	{ "--svg", "FILE", "throughput and round-trip plots (medians over rounds)" },
-	{ "--help", NULL, "this text" },
-};
-
-static void usage(FILE *out)
+static int set_rounds(const char *v)
 {
-	fprintf(out, "usage: ivshmem-bench [options]\n\n"
-		     "The ring against the cross-core limits, kernel IPC, iceoryx and UCX, in\n"
-		     "interleaved rounds; goals as same-round ratios (docs/benchmarks.md).\n"
-		     "Markdown report on stdout, progress on stderr.\n\noptions:\n");
-	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
-		fprintf(out, "  %-9s %-6s %s\n", options[i].name, options[i].arg ? options[i].arg : "",
-			options[i].help);
-	fprintf(out, "\ncontenders:\n");
-	for (int i = 0; i < ncontenders; i++)
-		fprintf(out, "  %-14s %s%s%s%s\n", contenders[i].name, contenders[i].what,
-			contenders[i].missing ? " [" : "",
-			contenders[i].missing ? contenders[i].missing : "",
-			contenders[i].missing ? "]" : "");
+	opt.nrounds = atoi(v);
+	return opt.nrounds >= 1 && opt.nrounds <= 1000 ? 0 : -1;
 }
 
-static int parse_sizes(const char *list)
+static int set_quick(const char *v)
+{
+	(void)v;
+	bench_quick = true;
+	return 0;
+}
+
+static int set_sizes(const char *list)
 {
 	char *copy = strdup(list), *save = NULL;
 
@@ -143,6 +124,98 @@ static int parse_sizes(const char *list)
 	return opt.nsizes ? 0 : -1;
 }
 
+static int set_only(const char *v)
+{
+	char *copy = strdup(v), *save = NULL;
+	int ret = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save)) {
+		ret = -1;
+		for (int i = 0; i < ncontenders; i++)
+			if (strcmp(tok, contenders[i].name) == 0)
+				ret = 0;
+	}
+	free(copy);
+	opt.only = v;
+	return ret;
+}
+
+static int set_cpus(const char *v)
+{
+	return sscanf(v, "%d,%d", &bench_cpu_a, &bench_cpu_b) == 2 && bench_cpu_a != bench_cpu_b ? 0 : -1;
+}
+
+static int set_near(const char *v)
+{
+	bench_near_ns = atof(v);
+	return bench_near_ns > 0 ? 0 : -1;
+}
+
+static int set_ring_cap(const char *v)
+{
+	bench_ring_cap_min = strtoull(v, NULL, 0);
+	return bench_ring_cap_min >= 64 && !(bench_ring_cap_min & (bench_ring_cap_min - 1)) ? 0 : -1;
+}
+
+static int set_json(const char *v)
+{
+	opt.json = v;
+	return 0;
+}
+
+static int set_svg(const char *v)
+{
+	opt.svg = v;
+	return 0;
+}
+
+static int show_help(const char *v);
+
+/* The options: parsing and the usage text both come from this table. */
+static const struct option_def {
+	const char *name, *arg, *help;
+	int (*set)(const char *value);	/* value NULL when arg is NULL; < 0: bad value */
+} options[] = {
+	{ "--rounds", "N", "interleaved rounds (default 10; 2 with --quick)", set_rounds },
+	{ "--quick", NULL, "sizes 8 B, 64 B, 256 B, 64 KiB and 1/8 of the time (CI smoke)", set_quick },
+	{ "--sizes", "LIST", "message sizes, e.g. 64,4096,65536 (default 8 B, 64 B, x4 to 1 MiB)",
+	  set_sizes },
+	{ "--only", "LIST", "only these contenders (comma-separated; cacheline always runs)", set_only },
+	{ "--cpus", "A,B", "the two CPUs (default 0,1)", set_cpus },
+	{ "--near-ns", "NS", "cache-line round trip below this is the 'near' placement (default 250)",
+	  set_near },
+	{ "--ring-cap", "BYTES", "smallest ring (default 65536; rings hold 64 records up to 16 MiB)",
+	  set_ring_cap },
+	{ "--json", "FILE", "every number of every round, and the goals", set_json },
+	{ "--svg", "FILE", "throughput and round-trip plots (medians over rounds)", set_svg },
+	{ "--help", NULL, "this text", show_help },
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ivshmem-bench [options]\n\n"
+		     "The ring against the cross-core limits, kernel IPC, iceoryx and UCX, in\n"
+		     "interleaved rounds; goals as same-round ratios (docs/benchmarks.md).\n"
+		     "Markdown report on stdout, progress on stderr.\n\noptions:\n");
+	for (size_t i = 0; i < NOPTIONS; i++)
+		fprintf(out, "  %-9s %-6s %s\n", options[i].name, options[i].arg ? options[i].arg : "",
+			options[i].help);
+	fprintf(out, "\ncontenders:\n");
+	for (int i = 0; i < ncontenders; i++)
+		fprintf(out, "  %-14s %s%s%s%s\n", contenders[i].name, contenders[i].what,
+			contenders[i].missing ? " [" : "",
+			contenders[i].missing ? contenders[i].missing : "",
+			contenders[i].missing ? "]" : "");
+}
+
+static int show_help(const char *v)
+{
+	(void)v;
+	usage(stdout);
+	exit(0);
+}
+
 static bool listed(const char *list, const char *name)
 {
 	size_t n = strlen(name);
@@ -153,62 +226,36 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
+static void default_sizes(void)
+{
+	static const size_t full[] = { 8, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576 };
+	static const size_t small[] = { 8, 64, 256, 65536 };
+
+	opt.nsizes = bench_quick ? 4 : 9;
+	memcpy(opt.sizes, bench_quick ? small : full, (size_t)opt.nsizes * sizeof(size_t));
+}
+
 static int parse_args(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool used = true;
+		const struct option_def *o = NULL;
 
-		if (strcmp(a, "--quick") == 0) {
-			bench_quick = true;
-			used = false;
-		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(stdout);
-			exit(0);
-		} else if (!v) {
-			goto bad;
-		} else if (strcmp(a, "--rounds") == 0) {
-			opt.nrounds = atoi(v);
-			if (opt.nrounds < 1 || opt.nrounds > 1000)
-				goto bad;
-		} else if (strcmp(a, "--sizes") == 0) {
-			if (parse_sizes(v) < 0)
-				goto bad;
-		} else if (strcmp(a, "--only") == 0) {
-			opt.only = v;
-		} else if (strcmp(a, "--cpus") == 0) {
-			if (sscanf(v, "%d,%d", &bench_cpu_a, &bench_cpu_b) != 2)
-				goto bad;
-		} else if (strcmp(a, "--near-ns") == 0) {
-			bench_near_ns = atof(v);
-		} else if (strcmp(a, "--ring-cap") == 0) {
-			bench_ring_cap_min = strtoull(v, NULL, 0);
-			if (bench_ring_cap_min < 64 || (bench_ring_cap_min & (bench_ring_cap_min - 1)))
-				goto bad;
-		} else if (strcmp(a, "--json") == 0) {
-			opt.json = v;
-		} else if (strcmp(a, "--svg") == 0) {
-			opt.svg = v;
-		} else {
-			goto bad;
+		for (size_t k = 0; k < NOPTIONS; k++)
+			if (strcmp(argv[i], options[k].name) == 0)
+				o = &options[k];
+		if (strcmp(argv[i], "-h") == 0)
+			show_help(NULL);
+		if (!o || (o->arg && i + 1 >= argc) || o->set(o->arg ? argv[i + 1] : NULL) < 0) {
+			fprintf(stderr, "ivshmem-bench: bad option or value: %s\n\n", argv[i]);
+			usage(stderr);
+			return -1;
 		}
-		i += used;
-		continue;
-bad:
-		fprintf(stderr, "ivshmem-bench: bad option or value: %s\n\n", a);
-		usage(stderr);
-		return -1;
+		i += o->arg != NULL;
 	}
 	if (!opt.nrounds)
 		opt.nrounds = bench_quick ? 2 : 10;
-	if (!opt.nsizes) {
-		static const size_t full[] = { 8, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576 };
-		static const size_t small[] = { 8, 64, 256, 65536 };
-		const size_t *s = bench_quick ? small : full;
-
-		opt.nsizes = bench_quick ? 4 : 9;
-		memcpy(opt.sizes, s, (size_t)opt.nsizes * sizeof(size_t));
-	}
+	if (!opt.nsizes)
+		default_sizes();
 	return 0;
 }
 
@@ -263,36 +310,42 @@ static double cacheline_now(void)
 	return r->p50;
 }
 
+static void run_block(size_t size, bool first)
+{
+	for (int i = 1; i < ncontenders; i++) {
+		const struct contender *c = &contenders[i];
+
+		if (c->skip || (c->fixed_size && !first) || (c->max_size && size > c->max_size))
+			continue;
+		if (c->kinds & BENCH_TPUT)
+			measure(c, BENCH_TPUT, c->fixed_size ? c->fixed_size : size);
+		if (c->kinds & BENCH_LAT)
+			measure(c, BENCH_LAT, c->fixed_size ? c->fixed_size : size);
+	}
+}
+
+/* The cache-line baseline before every size's block and at the end; contenders in between. */
 static void run_round(int round)
 {
 	struct round_info *ri = &rounds[round];
-	bool near_start, near_end;
 
 	bench_round = round;
 	ri->load = loadavg();
-	ri->line_start = cacheline_now();
 	for (int s = 0; s < opt.nsizes; s++) {
-		size_t size = opt.sizes[s];
+		int mark = nresults;
 
-		for (int i = 1; i < ncontenders; i++) {
-			const struct contender *c = &contenders[i];
-			size_t at = c->fixed_size ? c->fixed_size : size;
-
-			if (c->skip || (c->fixed_size && s != 0) || (c->max_size && size > c->max_size))
-				continue;
-			if (c->kinds & BENCH_TPUT)
-				measure(c, BENCH_TPUT, at);
-			if (c->kinds & BENCH_LAT)
-				measure(c, BENCH_LAT, at);
-		}
+		ri->block_size[s] = opt.sizes[s];
+		ri->block_ns[s] = cacheline_now();
+		/* Only the round's first baseline stays in the results (the value tables). */
+		if (s > 0)
+			nresults = mark;
+		run_block(opt.sizes[s], s == 0);
 	}
-	/* The second baseline is recorded under its own name; the goals use the first. */
+	ri->nblocks = opt.nsizes;
+	ri->line_start = ri->block_ns[0];
 	ri->line_end = cacheline_now();
 	snprintf(results[nresults - 1].name, sizeof(results[0].name), "cacheline-end");
-	near_start = ri->line_start < bench_near_ns;
-	near_end = ri->line_end < bench_near_ns;
-	snprintf(ri->placement, sizeof(ri->placement), "%s",
-		 near_start != near_end ? "mixed" : near_start ? "near" : "far");
+	classify_round(ri);
 }
 
 int main(int argc, char **argv)

@@ -37,8 +37,29 @@ static double g_batch64(int r)
 {
 	return tput(r, "ring-batch16", 64, false) / tput(r, "ck_ring", 64, false);
 }
+static double g_back8(int r)
+{
+	return tput(r, "ring-backoff", 8, false) / tput(r, "ck_ring", 8, false);
+}
+static double g_back64(int r)
+{
+	return tput(r, "ring-backoff", 64, false) / tput(r, "ck_ring", 64, false);
+}
+static double g_back256(int r)
+{
+	return tput(r, "ring-backoff", 256, false) / tput(r, "ck_ring", 256, false);
+}
 static double g_stream(int r) { return tput(r, "ring", 65536, true) / tput(r, "stream", 65536, true); }
-static double g_poll(int r) { return p50(r, "ring", 64) / p50(r, "cacheline", 8); }
+/* The cache-line round trip measured right before the block of @size. */
+static double block_line(int r, size_t size)
+{
+	for (int i = 0; i < rounds[r].nblocks; i++)
+		if (rounds[r].block_size[i] == size)
+			return rounds[r].block_ns[i];
+	return NAN;
+}
+
+static double g_poll(int r) { return p50(r, "ring", 64) / block_line(r, 64); }
 static double g_block(int r) { return p50(r, "ring-blocking", 64) / p50(r, "eventfd", 8); }
 
 /* The worst throughput ratio ring / @peer over the sizes measured in 64 B..64 KiB. */
@@ -66,18 +87,24 @@ static const struct goal {
 	double limit;
 	bool at_most;		/* met when ratio <= limit (else >=) */
 	double (*ratio)(int round);
+	size_t lo, hi;		/* the sizes (blocks) it reads; eventfd is in the first block */
 } goals[] = {
-	{ "8 B msgs/s, unbatched, strict wake-up / ck_ring", ">= 1.0", 1.0, false, g_tput8 },
-	{ "64 B msgs/s, unbatched / ck_ring", ">= 1.2", 1.2, false, g_tput64 },
-	{ "256 B msgs/s, unbatched / ck_ring", ">= 1.2", 1.2, false, g_tput256 },
-	{ "64 KiB GB/s / two-thread streaming copy", ">= 0.9", 0.9, false, g_stream },
-	{ "polling round trip 64 B / cache-line round trip", "<= 0.9", 0.9, true, g_poll },
-	{ "blocking round trip 64 B / eventfd ping-pong", "<= 1.1", 1.1, true, g_block },
-	{ "round trip 64 B / iceoryx", "< 1.0", 1.0, true, g_iox_lat },
-	{ "msgs/s 64 B-64 KiB, worst size / iceoryx", "> 1.0", 1.0, false, g_iox_tput },
-	{ "round trip 64 B / UCX shm", "< 1.0", 1.0, true, g_ucx_lat },
-	{ "msgs/s 64 B-64 KiB, worst size / UCX shm", "> 1.0", 1.0, false, g_ucx_tput },
-	{ "(info) 64 B msgs/s, batch16 / ck_ring", "-", NAN, false, g_batch64 },
+	{ "8 B msgs/s, unbatched, strict wake-up / ck_ring", ">= 1.0", 1.0, false, g_tput8, 8, 8 },
+	{ "64 B msgs/s, unbatched / ck_ring", ">= 1.2", 1.2, false, g_tput64, 64, 64 },
+	{ "256 B msgs/s, unbatched / ck_ring", ">= 1.2", 1.2, false, g_tput256, 256, 256 },
+	{ "64 KiB GB/s / two-thread streaming copy", ">= 0.9", 0.9, false, g_stream, 65536, 65536 },
+	{ "polling round trip 64 B / cache-line round trip", "<= 0.9", 0.9, true, g_poll, 64, 64 },
+	{ "blocking round trip 64 B / eventfd ping-pong", "<= 1.1", 1.1, true, g_block, 8, 64 },
+	{ "round trip 64 B / iceoryx", "< 1.0", 1.0, true, g_iox_lat, 64, 64 },
+	{ "msgs/s 64 B-64 KiB, worst size / iceoryx", "> 1.0", 1.0, false, g_iox_tput, 64, 65536 },
+	{ "round trip 64 B / UCX shm", "< 1.0", 1.0, true, g_ucx_lat, 64, 64 },
+	{ "msgs/s 64 B-64 KiB, worst size / UCX shm", "> 1.0", 1.0, false, g_ucx_tput, 64, 65536 },
+	{ "(info) 64 B msgs/s, batch16 / ck_ring", "-", NAN, false, g_batch64, 64, 64 },
+	{ "(info) 8 B msgs/s, unbatched, receiver backoff / ck_ring", "-", NAN, false, g_back8, 8, 8 },
+	{ "(info) 64 B msgs/s, unbatched, receiver backoff / ck_ring", "-", NAN, false, g_back64, 64,
+	  64 },
+	{ "(info) 256 B msgs/s, unbatched, receiver backoff / ck_ring", "-", NAN, false, g_back256,
+	  256, 256 },
 };
 #define NGOALS (int)(sizeof(goals) / sizeof(goals[0]))
 
@@ -93,7 +120,41 @@ struct spread {
 	double median, q1, q3, min, max;
 };
 
-/* Over the rounds whose placement is @placement (NULL: all), NaNs left out. */
+void classify_round(struct round_info *ri)
+{
+	bool all_near = true, all_far = true;
+
+	for (int i = 0; i < ri->nblocks; i++) {
+		double next = i + 1 < ri->nblocks ? ri->block_ns[i + 1] : ri->line_end;
+		bool a = ri->block_ns[i] < bench_near_ns, b = next < bench_near_ns;
+
+		ri->blocks[i] = a != b ? 'm' : a ? 'n' : 'f';
+		all_near &= ri->blocks[i] == 'n';
+		all_far &= ri->blocks[i] == 'f';
+	}
+	ri->blocks[ri->nblocks] = 0;
+	snprintf(ri->placement, sizeof(ri->placement), "%s",
+		 all_near ? "near" : all_far ? "far" : "mixed");
+}
+
+/* The placement of @g's numbers in round @r: the one of its blocks if they all agree, else "mixed". */
+static const char *placement_of(const struct goal *g, int r)
+{
+	char p = 0;
+
+	for (int i = 0; i < rounds[r].nblocks; i++) {
+		size_t s = rounds[r].block_size[i];
+
+		if (s < g->lo || s > g->hi)
+			continue;
+		if (p && p != rounds[r].blocks[i])
+			return "mixed";
+		p = rounds[r].blocks[i];
+	}
+	return p == 'n' ? "near" : p == 'f' ? "far" : "mixed";
+}
+
+/* Over the rounds where @g's placement is @placement (NULL: all), NaNs left out. */
 static struct spread spread_of(const struct goal *g, const char *placement)
 {
 	struct spread s = { .median = NAN, .q1 = NAN, .q3 = NAN, .min = NAN, .max = NAN };
@@ -102,7 +163,7 @@ static struct spread spread_of(const struct goal *g, const char *placement)
 	for (int r = 0; r < nrounds; r++) {
 		double x = g->ratio(r);
 
-		if (!isnan(x) && (!placement || strcmp(rounds[r].placement, placement) == 0))
+		if (!isnan(x) && (!placement || strcmp(placement_of(g, r), placement) == 0))
 			v[s.n++] = x;
 	}
 	if (s.n) {
@@ -130,13 +191,14 @@ void report_round(int r)
 {
 	const struct round_info *ri = &rounds[r];
 
-	fprintf(stderr, "round %d: cache-line round trip %.0f ns before, %.0f ns after: %s\n", r + 1,
-		ri->line_start, ri->line_end, ri->placement);
+	fprintf(stderr, "round %d: cache-line round trip %.0f ns first, %.0f ns last; blocks %s: %s\n",
+		r + 1, ri->line_start, ri->line_end, ri->blocks, ri->placement);
 	for (int i = 0; i < NGOALS; i++) {
 		double v = goals[i].ratio(r);
 
 		if (!isnan(v))
-			fprintf(stderr, "  %-50s %8.3f %s\n", goals[i].what, v, verdict(&goals[i], v));
+			fprintf(stderr, "  %-50s %8.3f %-6s %s\n", goals[i].what, v,
+				verdict(&goals[i], v), placement_of(&goals[i], r));
 	}
 }
 
@@ -170,9 +232,10 @@ static void goals_table(FILE *out)
 	}
 }
 
+/* One row per round: baselines, block placements, load, each goal's ratio and its placement. */
 static void rounds_table(FILE *out)
 {
-	fprintf(out, "| round | cache-line RTT before / after (ns) | placement | load (1 min) |");
+	fprintf(out, "| round | cache-line RTT first / last (ns) | blocks | load (1 min) |");
 	for (int i = 0; i < NGOALS; i++)
 		fprintf(out, " g%d |", i + 1);
 	fprintf(out, "\n|---|---|---|---|");
@@ -180,12 +243,15 @@ static void rounds_table(FILE *out)
 		fprintf(out, "---|");
 	fprintf(out, "\n");
 	for (int r = 0; r < nrounds; r++) {
-		fprintf(out, "| %d | %.0f / %.0f | %s | %.2f |", r + 1, rounds[r].line_start,
-			rounds[r].line_end, rounds[r].placement, rounds[r].load);
+		fprintf(out, "| %d | %.0f / %.0f | `%s` | %.2f |", r + 1, rounds[r].line_start,
+			rounds[r].line_end, rounds[r].blocks, rounds[r].load);
 		for (int i = 0; i < NGOALS; i++) {
 			double v = goals[i].ratio(r);
 
-			fprintf(out, isnan(v) ? " - |" : " %.2f |", v);
+			if (isnan(v))
+				fprintf(out, " - |");
+			else
+				fprintf(out, " %.2f %c |", v, placement_of(&goals[i], r)[0]);
 		}
 		fprintf(out, "\n");
 	}
@@ -352,11 +418,15 @@ void report_summary(FILE *out)
 		far += strcmp(rounds[r].placement, "far") == 0;
 		near += strcmp(rounds[r].placement, "near") == 0;
 	}
-	fprintf(out, "## ivshmem-bench: %d rounds (%d far, %d near, %d mixed), CPUs %d,%d\n\n"
-		     "### Goals: same-round ratios\n\n", nrounds, far, near, nrounds - far - near,
-		bench_cpu_a, bench_cpu_b);
+	fprintf(out, "## ivshmem-bench: %d rounds (%d all far, %d all near, %d mixed), CPUs %d,%d\n\n"
+		     "### Goals: same-round ratios\n\n"
+		     "A goal's ratio in a round counts as far (near) when the cache-line round trips "
+		     "before and after the blocks it reads were all far (near).\n\n", nrounds, far, near,
+		nrounds - far - near, bench_cpu_a, bench_cpu_b);
 	goals_table(out);
-	fprintf(out, "\n### Rounds (g1..g%d: the goals above, in order)\n\n", NGOALS);
+	fprintf(out, "\n### Rounds\n\ng1..g%d: the goals above, in order, each with the placement "
+		     "of its blocks (f, n, m: mixed). Blocks: the placement of each size's block, "
+		     "smallest size first.\n\n", NGOALS);
 	rounds_table(out);
 	value_tables(out);
 }
@@ -379,11 +449,18 @@ int write_json(const char *path, const char *load)
 	}
 	fprintf(f, "{\n  \"cpus\": [%d, %d],\n  \"near_below_ns\": %.0f,\n  \"load\": \"%s\",\n"
 		   "  \"rounds\": [\n", bench_cpu_a, bench_cpu_b, bench_near_ns, load);
-	for (int r = 0; r < nrounds; r++)
-		fprintf(f, "    {\"round\": %d, \"cacheline_before_ns\": %.0f, \"cacheline_after_ns\": %.0f, "
-			   "\"placement\": \"%s\", \"load1\": %.2f}%s\n", r + 1, rounds[r].line_start,
-			rounds[r].line_end, rounds[r].placement, rounds[r].load,
-			r + 1 < nrounds ? "," : "");
+	for (int r = 0; r < nrounds; r++) {
+		fprintf(f, "    {\"round\": %d, \"cacheline_first_ns\": %.0f, \"cacheline_last_ns\": %.0f, "
+			   "\"placement\": \"%s\", \"blocks\": \"%s\", \"load1\": %.2f, \"block_sizes\": [",
+			r + 1, rounds[r].line_start, rounds[r].line_end, rounds[r].placement,
+			rounds[r].blocks, rounds[r].load);
+		for (int i = 0; i < rounds[r].nblocks; i++)
+			fprintf(f, "%zu%s", rounds[r].block_size[i], i + 1 < rounds[r].nblocks ? ", " : "");
+		fprintf(f, "], \"cacheline_before_block_ns\": [");
+		for (int i = 0; i < rounds[r].nblocks; i++)
+			fprintf(f, "%.0f%s", rounds[r].block_ns[i], i + 1 < rounds[r].nblocks ? ", " : "");
+		fprintf(f, "]}%s\n", r + 1 < nrounds ? "," : "");
+	}
 	fprintf(f, "  ],\n  \"goals\": [\n");
 	for (int i = 0; i < NGOALS; i++) {
 		const struct goal *g = &goals[i];

@@ -18,20 +18,24 @@
  * share it, and it deregisters only in its destructor at exit: RouDi, when
  * stopped, sends SIGTERM to every application still registered. So RouDi is
  * stopped by an atexit() handler registered before the runtime exists, which
- * therefore runs after the runtime's destructor. If the benchmark is killed,
- * RouDi gets SIGTERM from PR_SET_PDEATHSIG.
+ * therefore runs after the runtime's destructor. RouDi 2.0.3 aborts (and
+ * leaves its shared memory) when it stops after an application died, so on
+ * SIGINT/SIGTERM/SIGHUP the benchmark kills RouDi with SIGKILL and removes
+ * RouDi's two segments itself; if the benchmark is killed outright, RouDi gets
+ * SIGKILL from PR_SET_PDEATHSIG and the next RouDi purges what it left.
  */
 #define _GNU_SOURCE
 #include "../bench.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +52,7 @@
 
 static pid_t roudi = -1;
 static char dir[64];
+static char user_segment[128];	/* RouDi's payload segment, named after the user */
 static int service_id;
 
 static void stop_roudi(void);
@@ -97,8 +102,8 @@ static pid_t spawn_roudi(const char *cfg, const char *log)
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-		/* Never outlive the benchmark, whatever kills it. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* Never outlive the benchmark, whatever kills it (see the top of this file). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(126);
 		execlp("iox-roudi", "iox-roudi", "-c", cfg, "-m", "off", "-l", "info", (char *)NULL);
@@ -107,16 +112,56 @@ static pid_t spawn_roudi(const char *cfg, const char *log)
 	return pid;
 }
 
+/* Another iox-roudi on this machine (there can be only one; never touch someone else's)? */
+static bool roudi_running(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	bool found = false;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			found = fgets(comm, sizeof(comm), f) && strcmp(comm, "iox-roudi\n") == 0;
+			fclose(f);
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* SIGINT/SIGTERM/SIGHUP while RouDi runs: async-signal-safe calls only. */
+static void on_signal(int sig)
+{
+	if (roudi > 0) {
+		kill(roudi, SIGKILL);
+		waitpid(roudi, NULL, 0);
+		unlink("/dev/shm/iceoryx_mgmt");
+		if (user_segment[0])
+			unlink(user_segment);
+	}
+	_exit(128 + sig);
+}
+
 int iceoryx_setup(void)
 {
 	char cfg[96], log[96];
-	struct stat st;
+	struct passwd *pw = getpwuid(getuid());
 
-	if (stat("/dev/shm/iceoryx_mgmt", &st) == 0) {
-		fprintf(stderr, "ivshmem-bench: iceoryx: a RouDi is already running (/dev/shm/iceoryx_mgmt "
-				"exists); not using one this benchmark did not start\n");
+	if (roudi_running()) {
+		fprintf(stderr, "ivshmem-bench: iceoryx: an iox-roudi is already running; not using one "
+				"this benchmark did not start\n");
 		return -EBUSY;
 	}
+	if (pw)
+		snprintf(user_segment, sizeof(user_segment), "/dev/shm/%s", pw->pw_name);
 	snprintf(dir, sizeof(dir), "/tmp/ivshmem-bench-XXXXXX");
 	if (!mkdtemp(dir))
 		return -errno;
@@ -132,6 +177,9 @@ int iceoryx_setup(void)
 		return -ENOENT;
 	}
 	atexit(stop_roudi);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init("ivshmem-bench");
 	return 0;

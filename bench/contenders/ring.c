@@ -7,6 +7,9 @@
  *   RING_BATCH16   the same with IVSHMEM_RING_MORE, one publish per 16
  *   RING_BLOCKING  arm and sleep on an eventfd at once; the peer kicks
  *   RING_HYBRID    the channel default: spin 50 us, then arm and sleep
+ *   RING_BACKOFF   RING_POLL, but the receiver waits with
+ *                  ivshmem_ring_poll_wait(IVSHMEM_RING_POLL_BACKOFF): the
+ *                  opt-in for throughput-oriented receivers
  */
 #define _GNU_SOURCE
 #include "../bench.h"
@@ -82,7 +85,11 @@ static void pair_free(struct pair *p)
 /* Wait until @r can proceed: spin (polling modes, or spin_us), then arm and sleep on @fd. */
 static void wait_ring(const struct pair *p, struct ivshmem_ring *r, int fd, size_t need)
 {
-	if (p->mode == RING_POLL || p->mode == RING_BATCH16) {
+	if (p->mode == RING_BACKOFF && r->role == IVSHMEM_RING_CONSUMER) {
+		ivshmem_ring_poll_wait(r, 64, IVSHMEM_RING_POLL_BACKOFF);
+		return;
+	}
+	if (p->mode == RING_POLL || p->mode == RING_BATCH16 || p->mode == RING_BACKOFF) {
 		ivshmem_cpu_relax();
 		return;
 	}

@@ -93,6 +93,7 @@ int ivshmem_devmem_open(struct ivshmem_region *r, const char *bdf, const struct 
 	if (strcmp(drv, "vfio-pci") == 0)
 		return ivshmem_fail(EBUSY, "devmem: %s is bound to vfio-pci: use the vfio backend",
 				    bdf);
+	ivshmem_pci_enable_memory(bdf);
 	fd = open(devmem_path(), (ro ? O_RDONLY : O_RDWR) | O_SYNC | O_CLOEXEC);
 	if (fd < 0) {
 		err = errno;

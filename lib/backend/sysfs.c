@@ -63,37 +63,6 @@ static const struct ivshmem_backend_ops sysfs_ops = {
 	.close = sysfs_close,
 };
 
-/*
- * A device nobody enabled (no driver, hot-added) may have memory decoding off:
- * its BARs then read as all-ones. sysfs "enable" turns it on, as a driver would.
- */
-static void enable_memory_decoding(const char *bdf)
-{
-	char path[PATH_MAX];
-	uint8_t cmd;
-	int fd;
-
-	if (ivshmem_pci_path(path, sizeof(path), bdf, "config") < 0)
-		return;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (pread(fd, &cmd, 1, 4) != 1 || (cmd & 0x02)) {
-		close(fd);
-		return;
-	}
-	close(fd);
-	if (ivshmem_pci_path(path, sizeof(path), bdf, "enable") < 0)
-		return;
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "1", 1) != 1) {
-		/* Best effort: the mmap below still works, reads just return all-ones. */
-	}
-	close(fd);
-}
-
 static int map_resource(const char *bdf, const char *res, size_t size, bool ro, void **out)
 {
 	char path[PATH_MAX], drv[64];
@@ -152,8 +121,8 @@ int ivshmem_sysfs_open(struct ivshmem_region *r, const char *bdf, const struct i
 		return ivshmem_fail(ENODEV, "sysfs: %s: BAR2 (shared memory) is not assigned", bdf);
 	if (size > SIZE_MAX)
 		return ivshmem_fail(EFBIG, "sysfs: %s: BAR2 is too large to map here", bdf);
-	if (!ro)
-		enable_memory_decoding(bdf);
+	/* Also read-only: with decoding off, BAR2 reads as all-ones (arm64 -M virt, hot-add). */
+	ivshmem_pci_enable_memory(bdf);
 	ret = map_resource(bdf, "resource2", (size_t)size, ro, &base);
 	if (ret < 0)
 		return ret;

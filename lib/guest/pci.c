@@ -231,6 +231,38 @@ static void read_from_driver(struct ivshmem_pci_dev *dev, unsigned int flags)
 	}
 }
 
+/*
+ * A device nobody enabled (no driver, hot-added, or no firmware as on arm64's
+ * -M virt) may have memory decoding off: its BARs then read as all-ones. sysfs
+ * "enable" turns it on, as a driver would; a no-op when it is on.
+ */
+void ivshmem_pci_enable_memory(const char *bdf)
+{
+	char path[PATH_MAX];
+	uint8_t cmd;
+	int fd;
+
+	if (ivshmem_pci_path(path, sizeof(path), bdf, "config") < 0)
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (pread(fd, &cmd, 1, 4) != 1 || (cmd & 0x02)) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	if (ivshmem_pci_path(path, sizeof(path), bdf, "enable") < 0)
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) != 1) {
+		/* Best effort: the mmap below still works, reads just return all-ones. */
+	}
+	close(fd);
+}
+
 /* Test hook, as in the devmem backend: host tests point it at a plain file. */
 static const char *devmem_path(void)
 {
@@ -251,6 +283,7 @@ static int read_bar2_head(const struct ivshmem_pci_dev *dev, uint8_t *raw)
 	void *p = MAP_FAILED;
 	int fd;
 
+	ivshmem_pci_enable_memory(dev->bdf);
 	if (ivshmem_pci_path(path, sizeof(path), dev->bdf, "resource2") == 0) {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {

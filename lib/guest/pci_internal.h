@@ -32,6 +32,9 @@ struct ivshmem_guest_head {
 /* Fill @h for @bdf (the address and its current BAR2). */
 void ivshmem_guest_head_init(struct ivshmem_guest_head *h, const char *bdf);
 
+/* Turn on the device's memory decoding if nobody did (sysfs "enable"); best effort. */
+void ivshmem_pci_enable_memory(const char *bdf);
+
 /* The device at @idx in list order (index:N); 0, or -ENODEV with a message. */
 int ivshmem_pci_resolve_index(unsigned int idx, char *bdf, size_t len);
 /* The one device whose region header is named @name (name:NAME); -ENODEV, -EEXIST, ... */

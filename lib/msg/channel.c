@@ -1003,8 +1003,8 @@ static int sleep_armed(struct ivshmem_channel *ch, int64_t deadline, int64_t *ba
 	if (cancel >= 0 && pfd[cancel].revents)
 		return ivshmem_fail(EINTR, "channel '%s': interrupted", ch->name);
 	if (ev >= 0 && (pfd[ev].revents & POLLIN)) {
-		if (doorbells)
-			ch->doorbell_wakeups++;
+		/* Also while waiting for a peer: its arrival rings us, and that is a doorbell. */
+		ch->doorbell_wakeups++;
 		drain_fd(ch->evfd);
 	}
 	return 0;
