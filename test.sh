@@ -4,7 +4,7 @@
 #   ./test.sh                 everything (what CI runs)
 #   ./test.sh unit host vm    only these stages
 #
-# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64
+# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 # Logs: build-logs/<stage>.log. Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead
 # of TCG; IVSHMEM_FUZZ_SECONDS sets each fuzz target's time (default 20).
@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 . scripts/lib.sh
 
-all_stages=(deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64)
+all_stages=(deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
 		case " ${all_stages[*]} " in *" $s "*) ;; *)
@@ -210,6 +210,11 @@ if want vm-arm64 && [ $build_ok = 1 ]; then
 		setup build-vm-arm64 --cross-file scripts/cross/aarch64-linux-gnu.ini -Dguest_static=true \
 		&& ninja -C build-vm-arm64 tools/ivshmem.static && bash scripts/build-kmod.sh build-vm-arm64 arm64" &&
 		suite vm-arm64 build --suite vm-arm64
+fi
+
+# The Debian packages: build (from a copy of the tree), lintian, install, smoke test, purge.
+if want packages; then
+	check "Debian packages: build, lintian, install, smoke test, purge" packages bash scripts/check-packages.sh
 fi
 
 elapsed=$(($(date +%s) - t_start))

@@ -14,11 +14,12 @@ done
 tmp=$(mktemp -d)
 server_pid=
 cleanup() {
+	set +e
 	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
 	# Never leave our packages installed, whatever failed.
 	local left
 	left=$(dpkg-query -W -f='${Package} ${Status}\n' 'ivshmem-*' 'libivshmem*' python3-ivshmem 2>/dev/null |
-		awk '$NF != "not-installed" {print $1}')
+		awk '$NF != "not-installed" {print $1}' || true)
 	[ -n "$left" ] && DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTS[@]}" purge -y -q $left >/dev/null 2>&1
 	rm -rf "$tmp"
 }
@@ -52,7 +53,9 @@ for u in ivshmem-server.socket ivshmem-server.service; do
 		die "$u was enabled on install"
 done
 [ -f /lib/systemd/system/ivshmem-server@.service ] || die "the template unit is not installed"
-pgrep -f "^/usr/bin/ivshmem-server( |$)" >/dev/null && die "an ivshmem-server runs after install (none should start)"
+if pgrep -f "^/usr/bin/ivshmem-server( |$)" >/dev/null; then
+	die "an ivshmem-server runs after install (none should start)"
+fi
 
 log "ivshmem-server from its unit's command line; a host peer joins; a record both ways in Python"
 sock=$tmp/ivshmem.sock
@@ -83,7 +86,7 @@ print("python3-ivshmem OK")
 PY
 bounded 30 /usr/bin/ivshmem-client -h >/dev/null 2>&1 || die "ivshmem-client -h failed"
 bounded 30 /usr/bin/ivshmem --help >/dev/null 2>&1 || die "ivshmem --help failed"
-pc=$(pkg-config --libs libivshmem) && [ "$pc" = "-livshmem" ] || die "pkg-config --libs libivshmem: $pc"
+pc=$(pkg-config --libs libivshmem) && [ "$(echo $pc)" = "-livshmem" ] || die "pkg-config --libs libivshmem: $pc"
 kill "$server_pid"
 wait "$server_pid" || true
 server_pid=
@@ -103,9 +106,11 @@ log "apt-get purge; nothing left behind"
 DEBIAN_FRONTEND=noninteractive bounded 600 apt-get "${APT_OPTS[@]}" purge -y -q "${pkgs[@]}" \
 	>"$tmp/purge.log" 2>&1 || die "apt-get purge failed: $(tail -n 30 "$tmp/purge.log")"
 for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv 'not-installed' && die "$p is still known to dpkg"
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv 'not-installed'; then
+		die "$p is still known to dpkg"
+	fi
 done
-left=$(sort -u "$tmp/files" | while read -r f; do [ -e "$f" ] && [ ! -d "$f" ] && echo "$f"; done)
+left=$(sort -u "$tmp/files" | while read -r f; do if [ -e "$f" ] && [ ! -d "$f" ]; then echo "$f"; fi; done)
 [ -z "$left" ] || die "files left after purge: $left"
 [ ! -e "/usr/src/ivshmem-$version" ] || die "/usr/src/ivshmem-$version left after purge"
 [ ! -e /var/lib/dkms/ivshmem ] || die "the dkms tree still has ivshmem: $(ls -R /var/lib/dkms/ivshmem)"

@@ -172,6 +172,7 @@ static int read_ivposition(const char *bdf, uint64_t regs_size)
 
 	if (regs_size < 16 || ivshmem_pci_path(path, sizeof(path), bdf, "resource0") < 0)
 		return -1;
+	ivshmem_pci_enable_memory(bdf);	/* with decoding off, IVPosition reads as all-ones */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
