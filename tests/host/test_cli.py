@@ -17,26 +17,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok, skip  # noqa: E402
+
 CLI, CLIENT, SERVER, SRC = sys.argv[1:5]
-count = failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        if detail:
-            for line in str(detail).splitlines()[-10:]:
-                print(f"#   {line}")
-    return cond
-
-
-def skip(desc, why):
-    global count
-    count += 1
-    print(f"ok {count} - {desc} # SKIP {why}", flush=True)
 
 
 def run(args, input=None, timeout=20, **kw):
@@ -446,8 +431,7 @@ def main():
         api_page()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1..{count}")
-    return 1 if failed else 0
+    return taplib.done()
 
 
 if __name__ == "__main__":

@@ -25,20 +25,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
+
 SERVER, CLIENT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-count = failed = 0
 live = []
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        for line in str(detail or "").splitlines()[-15:]:
-            print(f"#   {line}", flush=True)
-    return cond
 
 
 def poll_until(cond, timeout=5.0, step=0.01):
@@ -281,5 +273,4 @@ with tempfile.TemporaryDirectory(prefix="ivshmem-client-") as tmp:
         finally:
             for p in list(live):
                 p.stop(signal.SIGKILL)
-print(f"1..{count}")
-sys.exit(1 if failed else 0)
+sys.exit(taplib.done())

@@ -19,25 +19,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok, skip  # noqa: E402
+
 CLI = sys.argv[1]
-count = failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        for line in str(detail or "").splitlines()[-10:]:
-            print(f"#   {line}")
-    return cond
-
-
-def skip(desc, why):
-    global count
-    count += 1
-    print(f"ok {count} - {desc} # SKIP {why}", flush=True)
 
 
 def fmt(path, *args, user=None):
@@ -155,8 +141,7 @@ def main():
             skip("a caller outside group kvm", "needs root and a kvm group")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1..{count}")
-    return 1 if failed else 0
+    return taplib.done()
 
 
 sys.exit(main())

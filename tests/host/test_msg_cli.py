@@ -22,25 +22,13 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok, diag  # noqa: E402
+
 CLI, SERVER = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 HERE = os.path.dirname(os.path.abspath(__file__))
-count = failed = 0
 FREE, OPEN, CLOSED = 0, 1, 2
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        for line in str(detail or "").splitlines()[-8:]:
-            print(f"#   {line[:300]}")
-    return cond
-
-
-def diag(text):
-    print(f"# {text}", flush=True)
 
 
 def run(*args, stdin=None, timeout=30):
@@ -438,8 +426,7 @@ def main():
         if os.path.exists(path):
             os.unlink(path)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1..{count}")
-    return 1 if failed else 0
+    return taplib.done()
 
 
 if __name__ == "__main__":

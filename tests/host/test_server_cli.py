@@ -16,20 +16,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
+
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
-count = failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        if detail:
-            for line in str(detail).splitlines()[-8:]:
-                print(f"#   {line}")
-    return cond
 
 
 def run(args, timeout=10, **kw):
@@ -316,5 +307,4 @@ with tempfile.TemporaryDirectory(prefix="ivsrv-cli-") as tmp:
     daemon_mode(tmp)
     systemd_integration(tmp)
     client_script_mode(tmp)
-print(f"1..{count}")
-sys.exit(1 if failed else 0)
+sys.exit(taplib.done())

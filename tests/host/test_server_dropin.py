@@ -16,19 +16,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
+
 SERVER, CLIENT = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-count = failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        for line in str(detail or "").splitlines()[-8:]:
-            print(f"#   {line}")
-    return cond
 
 
 def run(args, timeout=10, **kw):
@@ -213,5 +205,4 @@ with tempfile.TemporaryDirectory(prefix="ivsrv-dropin-") as tmp:
     shm_objects(tmp)
     daemon(tmp)
     hugetlbfs(tmp)
-print(f"1..{count}")
-sys.exit(1 if failed else 0)
+sys.exit(taplib.done())

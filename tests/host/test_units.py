@@ -13,26 +13,13 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import taplib  # noqa: E402
+from taplib import ok, skip  # noqa: E402
+
 SRC, SERVER = sys.argv[1:3]
 UNITS = ["ivshmem-server.service", "ivshmem-server.socket",
          "ivshmem-server@.service", "ivshmem-server@.socket"]
-count = failed = 0
-
-
-def ok(cond, desc, detail=None):
-    global count, failed
-    count += 1
-    print(f"{'' if cond else 'not '}ok {count} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        for line in str(detail or "").splitlines()[-10:]:
-            print(f"#   {line}")
-
-
-def skip(desc, why):
-    global count
-    count += 1
-    print(f"ok {count} - {desc} # SKIP {why}", flush=True)
 
 
 def read(name):
@@ -76,8 +63,7 @@ def main():
            "per instance: /etc/ivshmem/NAME.conf; in the foreground, no pid file to share")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1..{count}")
-    return 1 if failed else 0
+    return taplib.done()
 
 
 sys.exit(main())
