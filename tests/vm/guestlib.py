@@ -46,3 +46,42 @@ def expect_bytes(var, data):
     """Shell: write @data (exact bytes) to file $var in the guest, via printf escapes."""
     esc = "".join(f"\\{b:03o}" for b in data)
     return f"printf '{esc}' > {var}"
+
+
+# A doorbell guest driven line by line over the control port (ttyS2), for the interop tests
+# against our server and QEMU's: the device is pinned at 00:08.0; before the driver binds,
+# /dev/mem reaches BAR0 (IO_STRICT_DEVMEM blocks it afterwards), so IVPosition and the devmem
+# doorbell come first. Commands: ring PEER VECTOR N, load, wait VECTOR, done, and @extra_cases
+# (more "case" arms of the shell script).
+def doorbell_guest_script(extra_cases=""):
+    return r"""
+exec 4</dev/ttyS2
+dev=/sys/bus/pci/devices/0000:00:08.0
+ok "ivshmem-doorbell at 00:08.0" test "$(cat $dev/device)" = 0x1110
+bar0=$(sed -n 1p $dev/resource | cut -d' ' -f1)
+id=$(( $(devmem $((bar0 + 8)) 32) ))
+diag "IVPOSITION $id"
+while true; do
+	IFS= read -r cmd <&4
+	set -- $cmd
+	case $1 in
+	ring)
+		i=0
+		while [ $i -lt $4 ]; do
+			devmem $((bar0 + 12)) 32 $(( ($2 << 16) | $3 ))
+			i=$((i + 1))
+		done
+		diag "RANG $2 $3 $4" ;;
+	load)
+		insmod /lib/ivshmem.ko
+		ok "our driver binds the doorbell device" wait_for 10 test -e /dev/ivshmem0
+		diag "LOADED" ;;
+	wait)
+		ok "interrupt on vector $2 arrives (via ivshmem.ko)" \
+			ivshmem wait --timeout 60000 /dev/ivshmem0 $2
+		diag "WAITED $2" ;;
+""" + extra_cases + r"""	done)
+		break ;;
+	esac
+done
+"""

@@ -18,47 +18,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guestlib import doorbell_guest_script  # noqa: E402
 from rig import BUILD_DIR, Guest, RigError, Server, build_file, run_test  # noqa: E402
 
 VECTORS = 4
 
-# The doorbell device is pinned at 00:08.0. Before the driver binds, /dev/mem reaches BAR0
-# (IO_STRICT_DEVMEM blocks it afterwards), so IVPosition and the devmem doorbell come first.
-GUEST_SCRIPT = r"""
-exec 4</dev/ttyS2
-dev=/sys/bus/pci/devices/0000:00:08.0
-ok "ivshmem-doorbell at 00:08.0" test "$(cat $dev/device)" = 0x1110
-bar0=$(sed -n 1p $dev/resource | cut -d' ' -f1)
-id=$(( $(devmem $((bar0 + 8)) 32) ))
-diag "IVPOSITION $id"
-while true; do
-	IFS= read -r cmd <&4
-	set -- $cmd
-	case $1 in
-	ring)
-		i=0
-		while [ $i -lt $4 ]; do
-			devmem $((bar0 + 12)) 32 $(( ($2 << 16) | $3 ))
-			i=$((i + 1))
-		done
-		diag "RANG $2 $3 $4" ;;
-	load)
-		insmod /lib/ivshmem.ko
-		ok "our driver binds the doorbell device" wait_for 10 test -e /dev/ivshmem0
-		diag "LOADED" ;;
-	wait)
-		ok "interrupt on vector $2 arrives (via ivshmem.ko)" \
-			ivshmem wait --timeout 60000 /dev/ivshmem0 $2
-		diag "WAITED $2" ;;
-	notify)
+GUEST_SCRIPT = doorbell_guest_script(r"""	notify)
 		ivshmem notify /dev/ivshmem0 $2 $3 ;;
 	irqs)
 		diag "IRQS $2 $(grep 'ivshmem0-' /proc/interrupts | awk '{print $NF "=" $2}' | tr '\n' ' ')" ;;
-	done)
-		break ;;
-	esac
-done
-"""
+""")
 
 
 def client(sock, *args, timeout=30):
