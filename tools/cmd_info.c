@@ -94,6 +94,14 @@ static void memory_type(const struct dev *d, struct facts *f)
 		f->memtype_source = "no BAR2 address";
 		return;
 	}
+#if !defined(__x86_64__) && !defined(__i386__)
+	/* No PAT elsewhere: the mapping's attributes are what the backend asked for. */
+	snprintf(f->memtype, sizeof(f->memtype), ivshmem_is_device_memory(d->r) ? "device (uncached)"
+									     : "write-back");
+	f->memtype_source = ivshmem_is_device_memory(d->r) ? "a sysfs, vfio or /dev/mem mapping"
+							    : "the driver's cacheable mapping";
+	return;
+#endif
 	ret = pat_type(d->pci.mem_phys, f->memtype, sizeof(f->memtype));
 	if (ret == 0) {
 		f->memtype_source = PAT_LIST;

@@ -68,6 +68,7 @@ ok "list: the doorbell device at its BDF, with its name" grep -q "^[0-9]* *%(db)
 ivshmem info name:a64-plain >/tmp/info 2>&1
 ok "name:a64-plain resolves to %(plain)s" grep -q "%(plain)s" /tmp/info
 ok "through sysfs resource2, as device memory" sh -c 'grep -q "backend: *sysfs" /tmp/info && grep -q "device memory: yes" /tmp/info'
+ok "info names the memory type: device (uncached)" grep -q "memory type: *device (uncached)" /tmp/info
 ok "name:a64-chan resolves to the doorbell device" sh -c 'ivshmem info name:a64-chan | grep -q %(db)s'
 ok "by BDF without the domain" sh -c 'ivshmem info 00:09.0 | grep -q %(db)s'
 """ % {"plain": BDF_PLAIN, "db": BDF_DB}]
@@ -101,6 +102,7 @@ v "# WAITED 1"
 ivshmem info $p >/tmp/info 2>&1
 diag "info: $(tr '\n' '|' </tmp/info)"
 ok "the driver backend is chosen; ordinary memory" sh -c 'grep -q "backend: *driver" /tmp/info && grep -q "device memory: no" /tmp/info'
+ok "info names the memory type: write-back" grep -q "memory type: *write-back" /tmp/info
 """ % {"ctl": CONTROL_OFF, "dbsys": "/sys/bus/pci/devices/" + BDF_DB, "db": BDF_DB})
     for i, (off, n) in enumerate(CASES):
         lines.append(f"""
