@@ -121,17 +121,20 @@ def check_calls(archive):
 
 def self_test():
     """The checker must fail on an upward include and on a cycle, and pass a clean tree."""
-    def tree(files):
-        d = tempfile.mkdtemp(prefix="check-layers-")
-        for rel, text in files.items():
-            os.makedirs(os.path.join(d, os.path.dirname(rel)), exist_ok=True)
-            open(os.path.join(d, rel), "w").write(text)
-        return d
-    clean = tree({"core/a.h": "", "core/a.c": '#include "core/a.h"\n', "msg/m.c": '#include "core/a.h"\n'})
-    upward = tree({"core/a.c": '#include "msg/m.h"\n', "msg/m.h": ""})
-    cycle = tree({"guest/p.h": '#include "q.h"\n', "guest/q.h": '#include "p.h"\n'})
-    ok = (not check_includes(clean) and any("higher layer" in e for e in check_includes(upward))
-          and any("cycle" in e for e in check_includes(cycle)))
+    with tempfile.TemporaryDirectory(prefix="check-layers-") as top:
+        def tree(name, files):
+            d = os.path.join(top, name)
+            for rel, text in files.items():
+                os.makedirs(os.path.join(d, os.path.dirname(rel)), exist_ok=True)
+                with open(os.path.join(d, rel), "w") as f:
+                    f.write(text)
+            return d
+        clean = tree("clean", {"core/a.h": "", "core/a.c": '#include "core/a.h"\n',
+                               "msg/m.c": '#include "core/a.h"\n'})
+        upward = tree("upward", {"core/a.c": '#include "msg/m.h"\n', "msg/m.h": ""})
+        cycle = tree("cycle", {"guest/p.h": '#include "q.h"\n', "guest/q.h": '#include "p.h"\n'})
+        ok = (not check_includes(clean) and any("higher layer" in e for e in check_includes(upward))
+              and any("cycle" in e for e in check_includes(cycle)))
     print("check-layers self-test:", "ok" if ok else "FAILED")
     return 0 if ok else 1
 

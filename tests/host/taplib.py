@@ -4,7 +4,21 @@
     from taplib import ok, skip, diag, done
     ok(cond, "what was checked", detail)   # detail: shown (last lines) only on failure
     sys.exit(done())                       # prints the plan; 1 if anything failed
+
+Importing it also turns SIGTERM (what meson sends a test that runs over its timeout, and
+what an interrupted ./test.sh passes on) into SystemExit, so the tests' finally blocks
+stop their servers and remove their files and temp dirs.
 """
+import signal
+import sys
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminate)
+
 count = 0
 failed = 0
 
