@@ -1,5 +1,5 @@
 #!/bin/bash
-# Build ivshmem.ko out of tree against a GUEST kernel's headers (a Debian kernel the
+# Build ivshmem.ko (guest driver) and ivshmem_host.ko (host-kernel peer) out of tree against a GUEST kernel's headers (a Debian kernel the
 # VM rig boots, fetched by scripts/guest-kernel.sh), not the host's.
 #   scripts/build-kmod.sh [BUILD_DIR [KERNEL]]
 #     KERNEL current (default)  -> BUILD_DIR/kernel/ivshmem.ko       (Debian 12's 6.1)
@@ -52,19 +52,21 @@ command -v make >/dev/null || die "make is missing; fix: apt-get install make"
 mkdir -p "$out/include/linux" "$out/include/uapi/linux"
 cp "$top"/kernel/Kbuild "$top"/kernel/Makefile "$top"/kernel/*.c "$top"/kernel/*.h "$out/"
 cp "$top"/kernel/include/linux/*.h "$out/include/linux/"
-cp "$top"/include/uapi/linux/ivshmem.h "$out/include/uapi/linux/"
+cp "$top"/include/uapi/linux/ivshmem.h "$top"/include/uapi/linux/ivshmem_host.h "$out/include/uapi/linux/"
 
-log "building ivshmem.ko against $KDIR"
+log "building ivshmem.ko and ivshmem_host.ko against $KDIR"
 if ! bounded 600 "${kmake[@]}" M="$out" modules >"$out/build.log" 2>&1; then
 	cat "$out/build.log" >&2
-	die "ivshmem.ko failed to build against $KDIR (log: $out/build.log)"
+	die "ivshmem.ko/ivshmem_host.ko failed to build against $KDIR (log: $out/build.log)"
 fi
 # Warnings are errors here, as in the C build.
 if grep -Ei 'warning|error:' "$out/build.log" >&2; then
-	die "ivshmem.ko built with warnings (log: $out/build.log)"
+	die "ivshmem.ko/ivshmem_host.ko built with warnings (log: $out/build.log)"
 fi
-[ -f "$out/ivshmem.ko" ] || die "the build produced no $out/ivshmem.ko"
-log "built $out/ivshmem.ko"
+for ko in ivshmem ivshmem_host; do
+	[ -f "$out/$ko.ko" ] || die "the build produced no $out/$ko.ko"
+	log "built $out/$ko.ko"
+done
 
 # The VM tests' user of the in-kernel API, linked against ivshmem.ko's symbols.
 kapi=$out/kapi-test
@@ -78,3 +80,16 @@ if ! bounded 600 "${kmake[@]}" M="$kapi" KBUILD_EXTRA_SYMBOLS="$out/Module.symve
 fi
 cp "$kapi/ivshmem_kapi_test.ko" "$out/"
 log "built $out/ivshmem_kapi_test.ko"
+
+# The same for ivshmem_host.ko's in-kernel API.
+hkapi=$out/host-kapi-test
+mkdir -p "$hkapi"
+cp "$top"/tests/vm/guest/ivshmem_host_kapi_test.c "$hkapi/"
+printf 'obj-m := ivshmem_host_kapi_test.o\nccflags-y := -I$(src)/../include\n' >"$hkapi/Kbuild"
+if ! bounded 600 "${kmake[@]}" M="$hkapi" KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
+	modules >"$hkapi/build.log" 2>&1 || grep -Ei 'warning|error:' "$hkapi/build.log" >&2; then
+	cat "$hkapi/build.log" >&2
+	die "the host in-kernel API test module failed to build (log: $hkapi/build.log)"
+fi
+cp "$hkapi/ivshmem_host_kapi_test.ko" "$out/"
+log "built $out/ivshmem_host_kapi_test.ko"

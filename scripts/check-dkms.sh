@@ -32,7 +32,10 @@ dk=(dkms --sourcetree "$tmp/src" --dkmstree "$tmp/dkms")
 bounded 60 "${dk[@]}" add -m ivshmem -v "$version"
 bounded 600 "${dk[@]}" build -m ivshmem -v "$version" -k "$kver" --kernelsourcedir "$kdir" ||
 	die "dkms build failed; log: $(find "$tmp/dkms" -name make.log -exec cat {} + | tail -n 30)"
-ko=$(find "$tmp/dkms/ivshmem/$version/$kver" -name 'ivshmem.ko*' | head -n 1)
-[ -n "$ko" ] || die "dkms build left no ivshmem.ko"
-modinfo "$ko" | grep -q "^vermagic: *$kver " || die "$ko was not built for $kver: $(modinfo -F vermagic "$ko")"
-echo "dkms OK: ivshmem/$version built for $kver ($ko)"
+for mod in ivshmem ivshmem_host; do
+	ko=$(find "$tmp/dkms/ivshmem/$version/$kver" -name "$mod.ko*" | head -n 1)
+	[ -n "$ko" ] || die "dkms build left no $mod.ko"
+	modinfo "$ko" | grep -q "^vermagic: *$kver " ||
+		die "$ko was not built for $kver: $(modinfo -F vermagic "$ko")"
+	echo "dkms OK: $mod.ko of ivshmem/$version built for $kver ($ko)"
+done

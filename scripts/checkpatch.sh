@@ -58,7 +58,9 @@ log "checkpatch: $cp"
 compat=$top/kernel/ivshmem_compat.h
 files=()
 for f in "$top"/kernel/*.c "$top"/kernel/*.h "$top"/kernel/include/linux/*.h \
-	 "$top"/include/uapi/linux/ivshmem.h "$top"/tests/vm/guest/ivshmem_kapi_test.c; do
+	 "$top"/include/uapi/linux/ivshmem.h "$top"/include/uapi/linux/ivshmem_host.h \
+	 "$top"/tests/vm/guest/ivshmem_kapi_test.c \
+	 "$top"/tests/vm/guest/ivshmem_host_kapi_test.c; do
 	[ "$f" = "$compat" ] || files+=("$f")
 done
 # --no-tree: we are not inside a kernel tree. Out-of-tree, so no MAINTAINERS or

@@ -119,7 +119,20 @@ struct ucx_pair {
 	struct windows win;
 	volatile int ready;
 	_Alignas(64) volatile uint64_t received;
+	volatile int done[2];	/* side i finished its loop */
 };
+
+/*
+ * A side that finished must keep its worker progressing until the other one
+ * has finished too: a rendezvous send completes only when the receiver's
+ * acknowledgement goes out, which may need the receiver's progress.
+ */
+static void linger(struct ucx_pair *p, int self)
+{
+	__atomic_store_n(&p->done[self], 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&p->done[!self], __ATOMIC_ACQUIRE))
+		ucp_worker_progress(side[self].worker);
+}
 
 static void *ucx_tx(void *arg)
 {
@@ -144,6 +157,7 @@ static void *ucx_tx(void *arg)
 	}
 	for (int k = 0; k < WINDOW; k++)
 		must(wait_req(s->worker, req[k]), "send");
+	linger(p, 0);
 	return NULL;
 }
 
@@ -160,6 +174,7 @@ static void *ucx_rx(void *arg)
 		win_tick(&p->win, i);
 	}
 	p->ns = win_ns(&p->win, p->count);
+	linger(p, 1);
 	return NULL;
 }
 
@@ -176,6 +191,7 @@ static void *ucx_ping(void *arg)
 		if (p->rtt)
 			p->rtt[i] = now_ns() - t0;
 	}
+	linger(p, 0);
 	return NULL;
 }
 
@@ -189,6 +205,7 @@ static void *ucx_pong(void *arg)
 		recv_msg(&side[1], p->dst_b, p->size, TAG_AB);
 		send_msg(&side[1], p->dst_b, p->size, TAG_BA);
 	}
+	linger(p, 1);
 	return NULL;
 }
 
