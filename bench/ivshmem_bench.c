@@ -5,12 +5,12 @@
  * in interleaved rounds (docs/benchmarks.md).
  *
  * The two vCPUs of a VM may sit close together or far apart, and that
- * changes between seconds without anyone choosing it. So the run is a
- * series of rounds; each round measures the cache-line round trip first
- * (which tells the round's placement), then every contender at every size,
- * then the cache-line round trip again. Goals are ratios taken within one
- * round; the report gives their median and spread over the rounds, split by
- * placement.
+ * changes within seconds to minutes without anyone choosing it. So the run
+ * is a series of rounds; each round measures the cache-line round trip first
+ * (which tells the placement), then size by size every contender, with the
+ * cache-line round trip again before each size's block and at the end. Goals
+ * are ratios taken within one round; the report gives their median and
+ * spread over the rounds, split by the placement of the blocks they read.
  *
  * Contenders live in bench/contenders/, one file per mechanism; the table
  * below drives the run and the usage text. Optional contenders (ck_ring,

@@ -507,6 +507,16 @@ static const char *const colors[] = { "#d62728", "#ff7f0e", "#9467bd", "#8c564b"
 				      "#000000", "#aec7e8", "#98df8a", "#ff9896" };
 #define NCOLORS (int)(sizeof(colors) / sizeof(colors[0]))
 
+/* How many of @n values are plotted (positive numbers). */
+static int nsizes_of(const double *v, int n)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += !isnan(v[i]) && v[i] > 0;
+	return k;
+}
+
 /* One log-log plot of the median over rounds (GB/s or p50 us) against message size. */
 static void svg_plot(FILE *f, int x0, enum bench_kind kind, const char *title)
 {
@@ -561,7 +571,13 @@ static void svg_plot(FILE *f, int x0, enum bench_kind kind, const char *title)
 			fprintf(f, "%s%.1f,%.1f", first ? "" : " ", PX(sizes[i]), PY(v[k][i]));
 			first = false;
 		}
-		fprintf(f, "'/>\n<text x='%d' y='%d' font-size='11' fill='%s'>%s</text>\n",
+		fprintf(f, "'/>\n");
+		/* A baseline measured at one size only (cacheline, eventfd) is a dot. */
+		for (int i = 0; i < nsizes; i++)
+			if (!isnan(v[k][i]) && v[k][i] > 0 && sizes[i] >= smin && nsizes_of(v[k], nsizes) == 1)
+				fprintf(f, "<circle cx='%.1f' cy='%.1f' r='4' fill='%s'/>\n", PX(sizes[i]),
+					PY(v[k][i]), c);
+		fprintf(f, "<text x='%d' y='%d' font-size='11' fill='%s'>%s</text>\n",
 			x0 + w - 110, y0 + 40 + 14 * k, c, names[k]);
 	}
 #undef PX

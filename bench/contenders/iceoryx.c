@@ -51,7 +51,7 @@
 #define CHUNKS 200		/* per pool: queue + held + in flight, twice over */
 
 static pid_t roudi = -1;
-static char dir[64];
+static char dir[64], cfg_path[96], log_path[96];	/* our temporary directory, RouDi's config and log */
 static char user_segment[128];	/* RouDi's payload segment, named after the user */
 static int service_id;
 
@@ -93,6 +93,19 @@ static bool roudi_ready(const char *log)
 		usleep(10000);
 	}
 	return false;
+}
+
+/* The start of RouDi's log on stderr (before stop_roudi() removes it). */
+static void dump_log(void)
+{
+	char buf[2048];
+	int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+
+	if (n > 0)
+		fwrite(buf, 1, (size_t)n, stderr);
+	if (fd >= 0)
+		close(fd);
 }
 
 static pid_t spawn_roudi(const char *cfg, const char *log)
@@ -147,12 +160,16 @@ static void on_signal(int sig)
 		if (user_segment[0])
 			unlink(user_segment);
 	}
+	if (dir[0]) {
+		unlink(cfg_path);
+		unlink(log_path);
+		rmdir(dir);
+	}
 	_exit(128 + sig);
 }
 
 int iceoryx_setup(void)
 {
-	char cfg[96], log[96];
 	struct passwd *pw = getpwuid(getuid());
 
 	if (roudi_running()) {
@@ -165,14 +182,17 @@ int iceoryx_setup(void)
 	snprintf(dir, sizeof(dir), "/tmp/ivshmem-bench-XXXXXX");
 	if (!mkdtemp(dir))
 		return -errno;
-	snprintf(cfg, sizeof(cfg), "%s/roudi.toml", dir);
-	snprintf(log, sizeof(log), "%s/roudi.log", dir);
-	if (write_config(cfg) < 0)
+	snprintf(cfg_path, sizeof(cfg_path), "%s/roudi.toml", dir);
+	snprintf(log_path, sizeof(log_path), "%s/roudi.log", dir);
+	if (write_config(cfg_path) < 0) {
+		stop_roudi();
 		return -EIO;
-	roudi = spawn_roudi(cfg, log);
-	if (roudi < 0 || !roudi_ready(log)) {
-		fprintf(stderr, "ivshmem-bench: iceoryx: iox-roudi did not start (package iceoryx; "
-				"log %s)\n", log);
+	}
+	roudi = spawn_roudi(cfg_path, log_path);
+	if (roudi < 0 || !roudi_ready(log_path)) {
+		fprintf(stderr, "ivshmem-bench: iceoryx: iox-roudi did not start (package iceoryx); "
+				"its log:\n");
+		dump_log();
 		stop_roudi();
 		return -ENOENT;
 	}
@@ -188,8 +208,6 @@ int iceoryx_setup(void)
 /* At exit, after the runtime deregistered (see the top of this file); or when setup fails. */
 static void stop_roudi(void)
 {
-	char path[96];
-
 	if (roudi > 0) {
 		kill(roudi, SIGTERM);
 		for (int i = 0; i < 500 && waitpid(roudi, NULL, WNOHANG) != roudi; i++) {
@@ -202,10 +220,8 @@ static void stop_roudi(void)
 		roudi = -1;
 	}
 	if (dir[0]) {
-		snprintf(path, sizeof(path), "%s/roudi.toml", dir);
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/roudi.log", dir);
-		unlink(path);
+		unlink(cfg_path);
+		unlink(log_path);
 		rmdir(dir);
 		dir[0] = 0;
 	}

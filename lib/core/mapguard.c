@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct ivshmem_mapguard {
@@ -61,7 +62,7 @@ static void pass_on(int sig, siginfo_t *info, void *ctx)
 	}
 }
 
-/* Async-signal-safe: atomics, mmap, sigaction/raise only. */
+/* Async-signal-safe: atomics, the mmap system call, sigaction/raise only. */
 static void on_sigbus(int sig, siginfo_t *info, void *ctx)
 {
 	uintptr_t addr = (uintptr_t)info->si_addr;
@@ -81,8 +82,13 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx)
 			continue;
 		/* Lost before zeros appear: whoever reads a zero can see the flag. */
 		__atomic_store_n(&g->lost, 1, __ATOMIC_SEQ_CST);
-		if (mmap((void *)base, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		/*
+		 * The raw system call: a libc or sanitizer wrapper of mmap() need not be
+		 * async-signal-safe (ASan's interceptor, under load, sometimes failed
+		 * here and the fault killed the process).
+		 */
+		if ((long)syscall(SYS_mmap, (void *)base, len, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0L) < 0)
 			break;
 		errno = saved;
 		return;
