@@ -511,6 +511,20 @@ class Guest:
                                + self.console_tail())
             time.sleep(0.05)
 
+    def ring_until(self, ring, pattern, what, timeout=90, every=0.3):
+        """Call @ring() every @every s until the guest writes a line matching @pattern (its
+        waiter may start after a first ring, and only what arrives while it waits counts);
+        return that line. @what names the path in the error when it never comes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ring()
+            try:
+                return self.wait_line(pattern, timeout=every)
+            except RigError as e:
+                if "exited" in str(e):
+                    raise
+        raise RigError(f"{what}: the guest never reported the interrupt")
+
     def new_lines(self):
         """Verdict-channel lines that arrived since the last call (for live output, e.g. the demo)."""
         self._read_verdict()

@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guestlib import layout_header, read_at, write_at  # noqa: E402
-from rig import Guest, RigError, Server, build_file, run_test  # noqa: E402
+from rig import Guest, Server, build_file, run_test  # noqa: E402
 
 PLAIN_SIZE = 16 << 20
 # -M virt's 64-bit PCIe MMIO window (hw/arm/virt.c: VIRT_HIGH_PCIE_MMIO, 512 GiB at 512 GiB).
@@ -123,20 +123,6 @@ ok "no kernel warnings" sh -c '! dmesg | grep -E "WARNING|BUG|Oops|Unhandled|ali
     return "".join(lines)
 
 
-def ring_until(g, ring, timeout=90):
-    """Ring (a callable) every 0.3 s until the guest reports WAITED: its waiter may start
-    after a first ring, and only what arrives while it waits counts."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ring()
-        try:
-            return g.wait_line(r"^# WAITED 1$", timeout=0.3)
-        except RigError as e:
-            if "exited" in str(e):
-                raise
-    raise RigError("host peer -> guest: the guest never reported the interrupt")
-
-
 def unaligned_lines(path):
     try:
         with open(path) as f:
@@ -198,8 +184,9 @@ def body(tap):
             # Host peer -> guest: ring vector 1 until the guest's waiter has it.
             gid = int(g.wait_line(r"^# ID \d+$", timeout=120).split()[2])
             g.send("ringing")
-            ring_until(g, lambda: subprocess.run([cli, "notify", target, str(gid), "1"],
-                                                 capture_output=True, timeout=30))
+            g.ring_until(lambda: subprocess.run([cli, "notify", target, str(gid), "1"],
+                                                capture_output=True, timeout=30),
+                         r"^# WAITED 1$", "host peer -> guest")
 
             g.wait_line(r"^# PHASE channel$", timeout=180)
             t2 = time.monotonic()

@@ -535,19 +535,10 @@ def guest_id(g, bdf):
     return int(g.wait_line(rf"^# ID {bdf} \d+$", timeout=60).split()[-1])
 
 
-def ring_until(waiting, bdf, vector, ring, what, timeout=90):
-    """Ring (a callable) every 0.5 s until @waiting reports the interrupt: its `ivshmem wait`
-    may start after the first ring, and only what arrives while it waits is counted."""
+def ring_until(waiting, bdf, vector, ring, what):
+    """Ask @waiting to wait for @vector on @bdf, then ring until it reports the interrupt."""
     waiting.send(f"wait {bdf} {vector}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ring()
-        try:
-            return waiting.wait_line(rf"^# WAITED {bdf} {vector}$", timeout=0.5)
-        except RigError as e:
-            if "exited" in str(e):
-                raise
-    raise RigError(f"{what}: the guest never reported the interrupt")
+    return waiting.ring_until(ring, rf"^# WAITED {bdf} {vector}$", what, every=0.5)
 
 
 def plain_check(tap, g, bdf, name, path, text):

@@ -70,19 +70,6 @@ def text_len(path):
         return len(f.read())
 
 
-def ring_until(g, vector, ring, what, timeout=90):
-    """Ring every 0.3 s until the guest reports WAITED (its wait may start after a ring)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ring()
-        try:
-            return g.wait_line(rf"^# WAITED {vector}$", timeout=0.3)
-        except RigError as e:
-            if "exited" in str(e):
-                raise
-    raise RigError(f"{what}: the guest never reported the interrupt")
-
-
 def body(tap):
     qserver, qclient = qemu_contrib()
     tmp = tempfile.mkdtemp(prefix="ivshmem-qemu-interop-")
@@ -162,11 +149,11 @@ def body(tap):
                 def qemu_rings():
                     qc.stdin.write(f"int {gid} 3\n".encode())
                     qc.stdin.flush()
-                ring_until(g, 3, qemu_rings, "QEMU's client -> guest vector 3")
+                g.ring_until(qemu_rings, r"^# WAITED 3$", "QEMU's client -> guest vector 3")
                 g.send("wait 1")
-                ring_until(g, 1, lambda: subprocess.run(
+                g.ring_until(lambda: subprocess.run(
                     [build_file("tools/ivshmem-client"), "-S", sock, "--notify", f"{gid}:1"],
-                    capture_output=True, timeout=30), "our client -> guest vector 1")
+                    capture_output=True, timeout=30), r"^# WAITED 1$", "our client -> guest vector 1")
             g.send("done")
             tap.guest(g.wait())
     finally:

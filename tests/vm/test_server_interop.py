@@ -15,11 +15,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guestlib import doorbell_guest_script  # noqa: E402
-from rig import BUILD_DIR, Guest, RigError, Server, build_file, run_test  # noqa: E402
+from rig import BUILD_DIR, Guest, Server, build_file, run_test  # noqa: E402
 
 VECTORS = 4
 
@@ -40,20 +39,6 @@ def irq_counts(g, tag):
     g.send(f"irqs {tag}")
     line = g.wait_line(rf"^# IRQS {tag} ")
     return {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"ivshmem0-(\d+)=(\d+)", line)}
-
-
-def ring_until(g_waiting, vector, ring, what, timeout=90):
-    """Ring (a callable) every 0.3 s until the guest reports WAITED: the guest's wait may
-    start after a first ring, and the driver only counts what arrives while it is bound."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ring()
-        try:
-            return g_waiting.wait_line(rf"^# WAITED {vector}$", timeout=0.3)
-        except RigError as e:
-            if "exited" in str(e):
-                raise
-    raise RigError(f"{what}: the guest never reported the interrupt")
 
 
 def body(tap):
@@ -116,8 +101,8 @@ def body(tap):
                 # host peer -> guest: vector 2 of A, vector 1 of B
                 for g, gid, v in ((a, ids[0], 2), (b, ids[1], 1)):
                     g.send(f"wait {v}")
-                    ring_until(g, v, lambda gid=gid, v=v: client(srv.sock, "--notify", f"{gid}:{v}"),
-                               f"host peer -> guest {gid} vector {v}")
+                    g.ring_until(lambda gid=gid, v=v: client(srv.sock, "--notify", f"{gid}:{v}"),
+                                 rf"^# WAITED {v}$", f"host peer -> guest {gid} vector {v}")
                 after = [irq_counts(a, 'after'), irq_counts(b, 'after')]
                 for name, bef, aft, v in (("A", before[0], after[0], 2),
                                           ("B", before[1], after[1], 1)):
@@ -126,7 +111,8 @@ def body(tap):
                            f"({bef} -> {aft})")
                 # guest -> guest: A rings B's vector 3 through the driver
                 b.send("wait 3")
-                ring_until(b, 3, lambda: a.send(f"notify {ids[1]} 3"), "guest A -> guest B")
+                b.ring_until(lambda: a.send(f"notify {ids[1]} 3"), r"^# WAITED 3$",
+                             "guest A -> guest B")
                 final = irq_counts(b, 'final')
                 moved = {k for k in final if final[k] != after[1].get(k)}
                 tap.ok(moved == {3}, f"guest B: guest A's doorbell moved only vector 3 ({moved})")
