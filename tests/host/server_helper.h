@@ -226,6 +226,21 @@ static inline int th_connect(const char *path)
 	return fd;
 }
 
+/* A listening socket at @path (replacing a stale one) for a fake server; exits 99 on failure. */
+static inline int th_listen(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	unlink(path);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	if (bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 4) < 0) {
+		perror("fake server");
+		exit(99);
+	}
+	return ls;
+}
+
 /*
  * Read exactly one raw message: 8 bytes in one recvmsg, the raw bytes into
  * @bytes, the fd (or -1) into *fd; *ctrl_len gets msg_controllen. Waits at

@@ -33,17 +33,9 @@ static char sock_path[96];
 /* Serve each connection on sock_path with @script, then wait for the client to go. */
 static pid_t fake_server(const struct msg *script, int n)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	pid_t pid;
+	int ls = th_listen(sock_path);
+	pid_t pid = fork();
 
-	unlink(sock_path);
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path);
-	if (bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 4) < 0) {
-		perror("fake server");
-		exit(99);
-	}
-	pid = fork();
 	if (pid != 0) {
 		close(ls);
 		return pid;

@@ -26,17 +26,9 @@ struct step {
 /* Serve one connection on @path with @script, then hang (until the client goes) or close. */
 static pid_t fake_server(const char *path, const struct step *script, int n, int end)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	pid_t pid;
+	int ls = th_listen(path);
+	pid_t pid = fork();
 
-	unlink(path);
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-	if (bind(ls, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(ls, 4) < 0) {
-		perror("fake server");
-		exit(99);
-	}
-	pid = fork();
 	if (pid != 0) {
 		close(ls);
 		return pid;
