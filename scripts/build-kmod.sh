@@ -68,28 +68,20 @@ for ko in ivshmem ivshmem_host; do
 	log "built $out/$ko.ko"
 done
 
-# The VM tests' user of the in-kernel API, linked against ivshmem.ko's symbols.
-kapi=$out/kapi-test
-mkdir -p "$kapi"
-cp "$top"/tests/vm/guest/ivshmem_kapi_test.c "$kapi/"
-printf 'obj-m := ivshmem_kapi_test.o\nccflags-y := -I$(src)/../include\n' >"$kapi/Kbuild"
-if ! bounded 600 "${kmake[@]}" M="$kapi" KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
-	modules >"$kapi/build.log" 2>&1 || grep -Ei 'warning|error:' "$kapi/build.log" >&2; then
-	cat "$kapi/build.log" >&2
-	die "the in-kernel API test module failed to build (log: $kapi/build.log)"
-fi
-cp "$kapi/ivshmem_kapi_test.ko" "$out/"
-log "built $out/ivshmem_kapi_test.ko"
-
-# The same for ivshmem_host.ko's in-kernel API.
-hkapi=$out/host-kapi-test
-mkdir -p "$hkapi"
-cp "$top"/tests/vm/guest/ivshmem_host_kapi_test.c "$hkapi/"
-printf 'obj-m := ivshmem_host_kapi_test.o\nccflags-y := -I$(src)/../include\n' >"$hkapi/Kbuild"
-if ! bounded 600 "${kmake[@]}" M="$hkapi" KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
-	modules >"$hkapi/build.log" 2>&1 || grep -Ei 'warning|error:' "$hkapi/build.log" >&2; then
-	cat "$hkapi/build.log" >&2
-	die "the host in-kernel API test module failed to build (log: $hkapi/build.log)"
-fi
-cp "$hkapi/ivshmem_host_kapi_test.ko" "$out/"
-log "built $out/ivshmem_host_kapi_test.ko"
+# The VM tests' users of the two in-kernel APIs, linked against the modules' symbols.
+# build_kapi_test NAME DIR: tests/vm/guest/NAME.c -> $out/NAME.ko, built in $out/DIR
+build_kapi_test() {
+	local name=$1 dir=$out/$2
+	mkdir -p "$dir"
+	cp "$top/tests/vm/guest/$name.c" "$dir/"
+	printf 'obj-m := %s.o\nccflags-y := -I$(src)/../include\n' "$name" >"$dir/Kbuild"
+	if ! bounded 600 "${kmake[@]}" M="$dir" KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
+		modules >"$dir/build.log" 2>&1 || grep -Ei 'warning|error:' "$dir/build.log" >&2; then
+		cat "$dir/build.log" >&2
+		die "the in-kernel API test module $name failed to build (log: $dir/build.log)"
+	fi
+	cp "$dir/$name.ko" "$out/"
+	log "built $out/$name.ko"
+}
+build_kapi_test ivshmem_kapi_test kapi-test
+build_kapi_test ivshmem_host_kapi_test host-kapi-test
