@@ -45,22 +45,7 @@
 
 #include "ivshmem/region.h"
 
-static int failures;
-
-static void check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s", cond ? "ok " : "not ok ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		failures++;
-}
+#include "check.h"
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void note(const char *fmt, ...)
@@ -247,7 +232,7 @@ static int cmd_listen(char **argv)
 		close(pfd[v].fd);
 	}
 	close(fd);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 /* Ring every vector 0..VECTORS-1 of PEER once. */
@@ -259,7 +244,7 @@ static int cmd_ring_all(char **argv)
 	for (unsigned int v = 0; v < n; v++)
 		check(ring(fd, peer, v) == 0, "rang peer %u vector %u", peer, v);
 	close(fd);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 /*
@@ -347,7 +332,7 @@ static int cmd_storm_recv(char **argv)
 	     " coalescing=%.2f doorbells/interrupt, %.0f interrupts/s", n, interrupts, reads,
 	     interrupts ? (double)n / (double)interrupts : 0.0,
 	     last > first ? (double)interrupts / (last - first) : 0.0);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static int cmd_bad(char **argv)
@@ -419,7 +404,7 @@ static int cmd_bad(char **argv)
 		munmap(p, pg);
 	}
 	close(fd);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static int cmd_plain(char **argv)
@@ -435,7 +420,7 @@ static int cmd_plain(char **argv)
 	check(err_of(bind_eventfd(fd, 0, efd)) == EOPNOTSUPP, "plain: bind eventfd: EOPNOTSUPP");
 	close(efd);
 	close(fd);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static sigjmp_buf fault_jmp;
@@ -505,7 +490,7 @@ static int cmd_hold(char **argv)
 	}
 	check(munmap((void *)mem, info.size) == 0, "munmap of the revoked mapping");
 	check(close(fd) == 0, "close after unplug");
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 /* Several processes open, map, write their slot, read it back and close, over and over. */
@@ -556,7 +541,7 @@ static int cmd_concurrent(char **argv)
 	}
 	check(bad == 0, "%lu processes x %lu open/mmap/write/close cycles (%lu failed)", procs,
 	      iters, bad);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 /* libivshmem's driver backend: the preferred guest path. */
@@ -594,7 +579,7 @@ static int cmd_lib(char **argv)
 	if (n)
 		check(ivshmem_notify(r, 0, 300) < 0, "lib: vector 300 refused (%s)", ivshmem_errmsg());
 	ivshmem_close(r);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static void *map_path(const char *path, uint64_t *size)
@@ -646,7 +631,7 @@ static int cmd_bench_copy(char **argv)
 	printf("# BENCH copy %s write_Bps=%.0f read_Bps=%.0f\n", argv[0],
 	       (double)(len * rounds) / tw, (double)(len * rounds) / tr);
 	fflush(stdout);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 /* Two processes bounce a counter through one cache line of the mapping. */
@@ -683,7 +668,7 @@ static int cmd_bench_pingpong(char **argv)
 	      argv[0], rounds);
 	printf("# BENCH pingpong %s roundtrips_per_s=%.0f\n", argv[0], (double)rounds / t);
 	fflush(stdout);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv)

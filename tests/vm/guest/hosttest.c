@@ -27,21 +27,7 @@
 #define DEV "/dev/ivshmem-host"
 #define MIB (1UL << 20)
 
-static int failures;
-
-static void check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s", cond ? "ok " : "not ok ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	failures += !cond;
-}
+#include "check.h"
 
 static int memfd(size_t size, int seal)
 {
@@ -162,7 +148,7 @@ static int cmd_refusals(void)
 	ret = attach(dev2, memfd(MIB, 1), 0, "r", NULL);
 	check(ret == 0, "the name is free again once its file is closed (%d)", ret);
 	close(dev2);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static int cmd_kapi(const char *ko)
@@ -206,7 +192,7 @@ static int cmd_kapi(const char *ko)
 	close(dev);
 	check(map[0] == 'i', "the memfd keeps its contents after the region is removed");
 	munmap(map, MIB);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 static int cmd_cycles(int n)
@@ -226,7 +212,7 @@ static int cmd_cycles(int n)
 		close(efd);
 	}
 	check(i == n, "%d attach/bind/ring/close cycles of 64 MiB (%d done)", n, i);
-	return failures ? 1 : 0;
+	return check_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv)
