@@ -50,6 +50,8 @@ int ivshmem_host_bind_peer(struct ivshmem_host_region *r, u32 peer, u32 vector, 
 	struct eventfd_ctx *ctx;
 
 	lockdep_assert_held(&r->lock);
+	if (r->gone)
+		return -ENODEV;
 	if (peer > IVSHMEM_HOST_MAX_PEER || vector >= r->nvectors)
 		return -EINVAL;
 	if (fd >= 0) {
@@ -155,6 +157,8 @@ int ivshmem_host_bind_own(struct ivshmem_host_region *r, u32 vector, int fd)
 	struct file *file;
 
 	lockdep_assert_held(&r->lock);
+	if (r->gone)
+		return -ENODEV;
 	if (vector >= r->nvectors)
 		return -EINVAL;
 	o = &r->own[vector];
@@ -202,13 +206,37 @@ int ivshmem_host_set_callback(struct ivshmem_host_region *r, unsigned int vector
 }
 EXPORT_SYMBOL_GPL(ivshmem_host_set_callback);
 
-/* Removal: no eventfd stays bound, no callback stays set. */
-void ivshmem_host_unbind_all(struct ivshmem_host_region *r)
+/* Unbind the peer eventfds whose keys are in [@first, @last]. */
+static void peers_unbind(struct ivshmem_host_region *r, unsigned long first, unsigned long last)
 {
 	struct ivshmem_host_peer *p, *tmp;
 	unsigned long key;
-	unsigned int i;
 	LIST_HEAD(dead);
+
+	lockdep_assert_held(&r->lock);
+	xa_for_each_range(&r->peers, key, p, first, last) {
+		xa_erase(&r->peers, key);
+		list_add(&p->unbind_node, &dead);
+	}
+	if (list_empty(&dead))
+		return;
+	/* ivshmem_host_ring() readers that saw a peer are done after this. */
+	synchronize_rcu();
+	list_for_each_entry_safe(p, tmp, &dead, unbind_node)
+		peer_free(p);
+}
+
+/* A peer left: none of its vectors can be rung any more. */
+void ivshmem_host_unbind_peer(struct ivshmem_host_region *r, u32 peer)
+{
+	peers_unbind(r, ivshmem_host_peer_key(peer, 0),
+		     ivshmem_host_peer_key(peer, IVSHMEM_HOST_MAX_VECTORS - 1));
+}
+
+/* Removal: no eventfd stays bound, no callback stays set. */
+void ivshmem_host_unbind_all(struct ivshmem_host_region *r)
+{
+	unsigned int i;
 
 	lockdep_assert_held(&r->lock);
 	WARN_ON_ONCE(!r->gone);
@@ -218,13 +246,5 @@ void ivshmem_host_unbind_all(struct ivshmem_host_region *r)
 	for (i = 0; i < r->nvectors; i++)
 		r->own[i].cb = NULL;
 	spin_unlock_irq(&r->cb_lock);
-
-	xa_for_each(&r->peers, key, p) {
-		xa_erase(&r->peers, key);
-		list_add(&p->unbind_node, &dead);
-	}
-	/* ivshmem_host_ring() readers that saw a peer are done after this. */
-	synchronize_rcu();
-	list_for_each_entry_safe(p, tmp, &dead, unbind_node)
-		peer_free(p);
+	peers_unbind(r, 0, ULONG_MAX);
 }

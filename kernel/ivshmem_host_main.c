@@ -6,8 +6,9 @@
  * (include/uapi/linux/ivshmem_host.h); host modules use the region through
  * <linux/ivshmem_host.h>.
  *
- * One open file holds at most one region, and the region lives exactly as
- * long as that file: release() removes it (ivshmem_host_region.c).
+ * One open file holds at most one region, and the region lives at most as
+ * long as that file: release() removes it (ivshmem_host_region.c), and so
+ * does a hole punched in its memfd (ivshmem_host_watch.c).
  */
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
@@ -118,6 +119,17 @@ static int ioctl_ring(struct ivshmem_host_region *r, void __user *uarg)
 	return ivshmem_host_ring(r, req.peer, req.vector);
 }
 
+static int ioctl_peer(struct ivshmem_host_region *r, void __user *uarg)
+{
+	struct ivshmem_host_peer_change req;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved[0] || req.reserved[1])
+		return -EINVAL;
+	return ivshmem_host_peer_change(r, req.peer, req.event);
+}
+
 static int ioctl_info(struct ivshmem_host_region *r, void __user *uarg)
 {
 	struct ivshmem_host_info info;
@@ -159,6 +171,9 @@ static long ivshmem_host_ioctl(struct file *filp, unsigned int cmd, unsigned lon
 	case IVSHMEM_HOST_IOCTL_INFO:
 		ret = ioctl_info(r, uarg);
 		break;
+	case IVSHMEM_HOST_IOCTL_PEER:
+		ret = ioctl_peer(r, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}
@@ -182,7 +197,28 @@ static struct miscdevice ivshmem_host_misc = {
 	.mode	= 0600,
 };
 
-module_misc_device(ivshmem_host_misc);
+static int __init ivshmem_host_init(void)
+{
+	int ret;
+
+	ret = ivshmem_host_watch_init();
+	if (ret)
+		return ret;
+	ret = misc_register(&ivshmem_host_misc);
+	if (ret)
+		ivshmem_host_watch_exit();
+	return ret;
+}
+
+/* No file is open (each holds a module reference): every region is removed. */
+static void __exit ivshmem_host_exit(void)
+{
+	misc_deregister(&ivshmem_host_misc);
+	ivshmem_host_watch_exit();
+}
+
+module_init(ivshmem_host_init);
+module_exit(ivshmem_host_exit);
 
 MODULE_DESCRIPTION("ivshmem host-kernel peer: shmem regions and eventfd doorbells");
 MODULE_AUTHOR("ivshmem project");

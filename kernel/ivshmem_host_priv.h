@@ -34,8 +34,10 @@ struct ivshmem_host_own {
 	void *cb_data;
 };
 
+struct ivshmem_host_watch;
+
 struct ivshmem_host_region {
-	struct kref ref;		/* the attaching file and each ivshmem_host_get() */
+	struct kref ref;		/* the file, ivshmem_host_get()s, the watch, a check */
 	struct list_head node;		/* in the name list while attached */
 	char name[IVSHMEM_HOST_NAME_LEN];
 	u32 flags;
@@ -47,6 +49,24 @@ struct ivshmem_host_region {
 	unsigned long npages;
 	void *addr;			/* vmap() of @pages, write-back */
 	struct mm_struct *mm;		/* charged with @npages locked pages */
+
+	/*
+	 * @remove_lock makes removal happen once (@removed), from the file's
+	 * release or from @check_work when the file lost pages (a hole
+	 * punched, a shrink); @inode (a reference) and @watch live until then.
+	 */
+	struct mutex remove_lock;
+	bool removed;
+	struct inode *inode;
+	struct address_space *mapping;
+	struct ivshmem_host_watch *watch;	/* fsnotify mark on @inode */
+	struct work_struct check_work;
+
+	/* @peer_lock serialises joins, leaves and the peer callback; outside @lock. */
+	struct mutex peer_lock;
+	unsigned long *joined;		/* bitmap of IVSHMEM_HOST_MAX_PEER + 1 */
+	ivshmem_host_peer_cb peer_cb;
+	void *peer_data;
 
 	/*
 	 * @lock serialises binds, removal (@gone) and the remove callback.
@@ -70,10 +90,23 @@ static inline unsigned long ivshmem_host_peer_key(u32 peer, u32 vector)
 /* ivshmem_host_region.c */
 struct ivshmem_host_region *ivshmem_host_attach(const struct ivshmem_host_attach *req);
 void ivshmem_host_remove(struct ivshmem_host_region *region);
+/* Removes @region if its file no longer holds its pages; process context. */
+void ivshmem_host_check_pages(struct ivshmem_host_region *region);
 
 /* ivshmem_host_eventfd.c; the region's @lock held */
 int ivshmem_host_bind_peer(struct ivshmem_host_region *region, u32 peer, u32 vector, int fd);
 int ivshmem_host_bind_own(struct ivshmem_host_region *region, u32 vector, int fd);
+void ivshmem_host_unbind_peer(struct ivshmem_host_region *region, u32 peer);
 void ivshmem_host_unbind_all(struct ivshmem_host_region *region);
+
+/* ivshmem_host_peer.c */
+int ivshmem_host_peer_change(struct ivshmem_host_region *region, u32 peer, u32 event);
+void ivshmem_host_peer_clear(struct ivshmem_host_region *region);
+
+/* ivshmem_host_watch.c */
+int ivshmem_host_watch_init(void);
+void ivshmem_host_watch_exit(void);
+int ivshmem_host_watch_start(struct ivshmem_host_region *region);
+void ivshmem_host_watch_stop(struct ivshmem_host_region *region);
 
 #endif /* _IVSHMEM_HOST_PRIV_H */

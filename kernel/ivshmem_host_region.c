@@ -7,8 +7,12 @@
  * Pages are pinned with shmem_read_mapping_page_gfp() (a page reference each)
  * and mapped write-back with vmap(). Writes through the vmap leave no dirty
  * bit in any page table, so removal marks every page dirty before dropping
- * the reference.
+ * the reference. A pinned page cannot be reclaimed, migrated or collapsed
+ * (each checks the page count), so it leaves the file's mapping only when
+ * the file is truncated or a hole is punched in it: ivshmem_host_watch.c
+ * notices, and ivshmem_host_check_pages() removes the region.
  */
+#include <linux/bitmap.h>
 #include <linux/fcntl.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
@@ -35,6 +39,7 @@ static void region_release(struct kref *ref)
 	struct ivshmem_host_region *r = container_of(ref, struct ivshmem_host_region, ref);
 
 	xa_destroy(&r->peers);
+	bitmap_free(r->joined);
 	kfree(r);
 }
 
@@ -118,6 +123,8 @@ static int region_map(struct ivshmem_host_region *r, struct file *file)
 	}
 	mmgrab(current->mm);
 	r->mm = current->mm;
+	r->inode = igrab(file_inode(file));
+	r->mapping = file->f_mapping;
 	return 0;
 
 out_unpin:
@@ -139,6 +146,9 @@ static void region_unmap(struct ivshmem_host_region *r)
 	}
 	mmdrop(r->mm);
 	r->mm = NULL;
+	iput(r->inode);
+	r->inode = NULL;
+	r->mapping = NULL;
 }
 
 static struct ivshmem_host_region *region_find(const char *name)
@@ -160,6 +170,11 @@ static struct ivshmem_host_region *region_alloc(const struct ivshmem_host_attach
 	r = kzalloc(struct_size(r, own, req->nvectors), GFP_KERNEL);
 	if (!r)
 		return NULL;
+	r->joined = bitmap_zalloc(IVSHMEM_HOST_MAX_PEER + 1, GFP_KERNEL);
+	if (!r->joined) {
+		kfree(r);
+		return NULL;
+	}
 	r->nvectors = req->nvectors;
 	kref_init(&r->ref);
 	INIT_LIST_HEAD(&r->node);
@@ -169,6 +184,8 @@ static struct ivshmem_host_region *region_alloc(const struct ivshmem_host_attach
 	r->size = size;
 	r->npages = size >> PAGE_SHIFT;
 	mutex_init(&r->lock);
+	mutex_init(&r->remove_lock);
+	mutex_init(&r->peer_lock);
 	xa_init(&r->peers);
 	spin_lock_init(&r->cb_lock);
 	atomic64_set(&r->own_events, 0);
@@ -177,6 +194,23 @@ static struct ivshmem_host_region *region_alloc(const struct ivshmem_host_attach
 		r->own[i].vector = i;
 	}
 	return r;
+}
+
+/* Does the file still hold every pinned page, and cover the region? */
+static bool region_pages_lost(struct ivshmem_host_region *r)
+{
+	unsigned long i;
+
+	if (i_size_read(r->inode) < r->size)
+		return true;
+	for (i = 0; i < r->npages; i++) {
+		/* Truncation (and a punched hole) clears the folio's mapping. */
+		if (READ_ONCE(page_folio(r->pages[i])->mapping) != r->mapping)
+			return true;
+		if (!(i % 4096))
+			cond_resched();
+	}
+	return false;
 }
 
 /* @req is validated by the caller except for the fd. */
@@ -202,20 +236,30 @@ struct ivshmem_host_region *ivshmem_host_attach(const struct ivshmem_host_attach
 	if (ret)
 		goto out_free;
 	fput(file);
-
-	mutex_lock(&regions_lock);
-	if (region_find(r->name)) {
-		mutex_unlock(&regions_lock);
-		ret = -EEXIST;
-		goto out_unmap;
-	}
-	list_add_tail(&r->node, &regions);
-	mutex_unlock(&regions_lock);
-	return r;
-
-out_unmap:
-	region_unmap(r);
 	file = NULL;
+
+	/* A check queued from here on waits, then finds the region listed or removed. */
+	mutex_lock(&r->remove_lock);
+	ret = ivshmem_host_watch_start(r);
+	/* A hole punched while we were pinning went unseen: look once now. */
+	if (!ret && region_pages_lost(r))
+		ret = -EAGAIN;
+	if (!ret) {
+		mutex_lock(&regions_lock);
+		if (region_find(r->name))
+			ret = -EEXIST;
+		else
+			list_add_tail(&r->node, &regions);
+		mutex_unlock(&regions_lock);
+	}
+	if (ret) {
+		ivshmem_host_watch_stop(r);
+		region_unmap(r);
+		r->removed = true;
+	}
+	mutex_unlock(&r->remove_lock);
+	if (!ret)
+		return r;
 out_free:
 	kref_put(&r->ref, region_release);
 out_fput:
@@ -227,16 +271,16 @@ out_fput:
 /* ---- removal ----------------------------------------------------------------- */
 
 /*
- * The attaching file is being released. In order: hide the region from
- * ivshmem_host_get(), mark it gone (every call now fails), run the remove
+ * In order: hide the region from ivshmem_host_get(), mark it gone (every call
+ * now fails), stop watching the file, run the remove callback, clear the peer
  * callback, unbind every eventfd, then dirty, unmap and unpin the pages.
- * The caller still drops the file's reference.
  */
-void ivshmem_host_remove(struct ivshmem_host_region *r)
+static void region_remove_locked(struct ivshmem_host_region *r)
 {
 	ivshmem_host_remove_cb cb;
 	void *data;
 
+	lockdep_assert_held(&r->remove_lock);
 	mutex_lock(&regions_lock);
 	list_del_init(&r->node);
 	mutex_unlock(&regions_lock);
@@ -247,14 +291,37 @@ void ivshmem_host_remove(struct ivshmem_host_region *r)
 	data = r->remove_data;
 	r->remove_cb = NULL;
 	mutex_unlock(&r->lock);
+	ivshmem_host_watch_stop(r);
 	/* Outside @lock: the callback may clear its vector callbacks. */
 	if (cb)
 		cb(data);
+	ivshmem_host_peer_clear(r);
 
 	mutex_lock(&r->lock);
 	ivshmem_host_unbind_all(r);
 	mutex_unlock(&r->lock);
 	region_unmap(r);
+	r->removed = true;
+}
+
+/* The attaching file is being released; the caller still drops its reference. */
+void ivshmem_host_remove(struct ivshmem_host_region *r)
+{
+	mutex_lock(&r->remove_lock);
+	if (!r->removed)
+		region_remove_locked(r);
+	mutex_unlock(&r->remove_lock);
+}
+
+void ivshmem_host_check_pages(struct ivshmem_host_region *r)
+{
+	mutex_lock(&r->remove_lock);
+	if (!r->removed && region_pages_lost(r)) {
+		pr_info("ivshmem_host: region %s: its file lost pages (a hole punched, or shrunk): removing it\n",
+			r->name);
+		region_remove_locked(r);
+	}
+	mutex_unlock(&r->remove_lock);
 }
 
 /* ---- in-kernel API ------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "server.h"
 
+#include "ivshmem/kpeer.h"
 #include "ivshmem/protocol.h"
 #include "ivshmem/region.h"
 #include "ivshmem/util.h"
@@ -44,6 +45,7 @@
 #define DEFAULT_SIZE		(4ull << 20)
 #define DEFAULT_MAX_QUEUE	16384
 #define MIN_SIZE		4096ull
+#define KERNEL_PEER_NAME_MAX	31	/* IVSHMEM_HOST_NAME_LEN - 1 */
 
 /*
  * Exit codes: 0 ok, 1 runtime failure, 2 bad usage, as all our tools. QEMU's
@@ -53,7 +55,7 @@
 
 enum {
 	OPT_MEMFD = 256, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_SHM_MODE, OPT_SHM_GROUP,
-	OPT_MAX_PEERS, OPT_MAX_QUEUE, OPT_LOG, OPT_VERSION, OPT_KEEP_SHM,
+	OPT_MAX_PEERS, OPT_MAX_QUEUE, OPT_LOG, OPT_VERSION, OPT_KEEP_SHM, OPT_KERNEL_PEER,
 };
 
 static const struct option long_opts[] = {
@@ -76,6 +78,7 @@ static const struct option long_opts[] = {
 	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "kernel-peer", required_argument, NULL, OPT_KERNEL_PEER },
 	{ 0 },
 };
 
@@ -114,11 +117,14 @@ static void usage(FILE *f)
 "      --max-queue N       drop a client that falls N messages behind (default %d)\n"
 "      --log stderr|syslog where to log (default: stderr in the foreground, syslog\n"
 "                          when daemonized)\n"
+"      --kernel-peer NAME  the host kernel joins as peer 0: attach the memory to\n"
+"                          ivshmem_host.ko (/dev/ivshmem-host) under NAME, for host\n"
+"                          modules; needs -n 1..%d, shmem memory (--memfd or -M)\n"
 "      --version           print the version and exit\n"
 "\n"
 "Started by systemd socket activation, the socket passed in is used and -S only\n"
 "names it in logs. Exit status: 0 after SIGTERM/SIGINT, 1 on failure, 2 on bad usage.\n",
-		IVSHMEM_MAX_VECTORS, DEFAULT_MAX_QUEUE);
+		IVSHMEM_MAX_VECTORS, DEFAULT_MAX_QUEUE, IVSHMEM_KPEER_MAX_VECTORS);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
@@ -303,6 +309,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 				usage_error("--log: '%s' is neither stderr nor syslog", optarg);
 			o->log_given = true;
 			break;
+		case OPT_KERNEL_PEER:
+			if (!*optarg || strlen(optarg) > KERNEL_PEER_NAME_MAX)
+				usage_error("--kernel-peer: '%s' must be 1 to %d bytes", optarg,
+					    KERNEL_PEER_NAME_MAX);
+			cfg->kernel_peer = optarg;
+			break;
 		case OPT_VERSION:
 			printf("ivshmem-server %s (protocol version %d, socket activation: %s)\n",
 			       IVSHMEM_VERSION, IVSHMEM_PROTOCOL_VERSION,
@@ -332,6 +344,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (cfg->shm_size < MIN_SIZE)
 		usage_error("-l: %llu bytes is too small (at least %llu)",
 			    (unsigned long long)cfg->shm_size, MIN_SIZE);
+	if (cfg->kernel_peer && (cfg->vectors < 1 || cfg->vectors > IVSHMEM_KPEER_MAX_VECTORS))
+		usage_error("--kernel-peer needs -n from 1 to %d (ivshmem_host.ko's limit), not %u",
+			    IVSHMEM_KPEER_MAX_VECTORS, cfg->vectors);
 	if (!o->log_given)
 		o->log = o->foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG;
 }
@@ -557,7 +572,7 @@ int main(int argc, char **argv)
 		},
 	};
 	struct server_config *cfg = &o.cfg;
-	int listen_fd = -1, shm_fd, signal_fd, ready_fd = -1, activated, ret;
+	int listen_fd = -1, shm_fd, signal_fd, ready_fd = -1, activated, ret, kernel_dev = -1;
 	char *socket_abs = NULL, *pid_file = NULL;
 	bool own_socket = false, started = false;
 	uint64_t requested;
@@ -631,6 +646,17 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	/* In the daemon (its locked memory is charged), still on the caller's stderr. */
+	if (cfg->kernel_peer) {
+		kernel_dev = ivshmem_kpeer_attach(cfg->kernel_peer, shm_fd, KERNEL_PEER_ID,
+						  cfg->vectors, cfg->shm_kind == SHM_MEMFD);
+		if (kernel_dev < 0) {
+			log_msg(LOG_ERR, "%s", ivshmem_errmsg());
+			close(signal_fd);
+			ret = 1;
+			goto out;
+		}
+	}
 	if (ready_fd >= 0)
 		detach(&ready_fd);
 	log_setup(o.log, o.verbose);
@@ -646,7 +672,7 @@ int main(int argc, char **argv)
 	}
 	notify_ready();
 	started = true;
-	ret = server_run(cfg, listen_fd, shm_fd, signal_fd);
+	ret = server_run(cfg, listen_fd, shm_fd, signal_fd, kernel_dev);
 	close(signal_fd);
 out:
 	/* The pid file stays, as QEMU's server leaves it. */

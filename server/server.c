@@ -21,13 +21,22 @@
  * notices still queued for others are cancelled (and so is its leave notice
  * to a client that never heard of it), so a client that does not read cannot
  * make departed peers' eventfds pile up in the server.
+ *
+ * The kernel peer (--kernel-peer) is a client without a socket: what the
+ * others are sent as messages it is given at once through /dev/ivshmem-host
+ * (include/ivshmem/kpeer.h): a newcomer's eventfds and its join before the
+ * newcomer gets its own vectors, a leave when a peer goes. Its own eventfds
+ * are handed out like anyone's. If the kernel removes its region (the memory
+ * lost pages), it leaves like any peer.
  */
 #define _GNU_SOURCE
 #include "server.h"
 
 #include "ids.h"
 
+#include "ivshmem/kpeer.h"
 #include "ivshmem/protocol.h"
+#include "ivshmem/region.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +89,8 @@ struct qent {
 struct client {
 	struct client *prev, *next;	/* peer list */
 	struct client *next_dead;
-	int sock;
+	int sock;			/* -1 for the kernel peer */
+	int kernel_dev;			/* the kernel peer's /dev/ivshmem-host fd, else -1 */
 	uint16_t id;
 	bool in_list, dead, want_out;
 	bool stalled;			/* too many fds in flight: retry on a timer */
@@ -364,7 +374,8 @@ static void flush_now(struct client *c)
 /* Queue one message (Q_* @flags); send it now unless Q_BATCH. */
 static void enqueue_msg(struct client *c, int64_t value, int fd, struct evset *ref, int flags)
 {
-	if (c->dead)
+	/* The kernel peer hears of joins and leaves through kernel_join()/kernel_leave(). */
+	if (c->dead || c->kernel_dev >= 0)
 		return;
 	if (c->qlen >= c->qlimit && !S.shutting_down) {
 		char why[96];
@@ -435,7 +446,12 @@ static void client_close(struct client *c)
 	c->stalled = false;
 	clear_blocked(c);
 	clear_idle(c);
-	close(c->sock);	/* also leaves the epoll set */
+	if (c->kernel_dev >= 0) {
+		close(c->kernel_dev);	/* the kernel removes the region */
+		c->kernel_dev = -1;
+	} else {
+		close(c->sock);	/* also leaves the epoll set */
+	}
 	c->sock = -1;
 	while (c->qlen) {
 		struct qent e = c->q[c->qhead];
@@ -462,6 +478,32 @@ static void free_graveyard(void)
 	}
 }
 
+/* The kernel peer @k failed a call: gone for good if its region was removed. */
+static void kernel_failed(struct client *k, int err)
+{
+	if (err == -ENODEV)
+		mark_dead(k, LOG_ERR, "kernel peer: ivshmem_host.ko removed its region (the memory "
+			  "lost pages: a hole punched or the file shrunk); it leaves");
+	else
+		log_msg(LOG_WARNING, "%s", ivshmem_errmsg());
+}
+
+static void kernel_join(struct client *k, const struct client *c)
+{
+	int err = ivshmem_kpeer_join(k->kernel_dev, c->id, c->ev->fds, c->ev->n);
+
+	if (err < 0)
+		kernel_failed(k, err);
+}
+
+static void kernel_leave(struct client *k, uint16_t id)
+{
+	int err = ivshmem_kpeer_leave(k->kernel_dev, id);
+
+	if (err < 0)
+		kernel_failed(k, err);
+}
+
 /* Remove dropped clients and tell every remaining peer; may drop more on the way. */
 static void reap_dead(void)
 {
@@ -480,6 +522,10 @@ static void reap_dead(void)
 			ids_put(&S.ids, c->id);
 			S.npeers--;
 			for_each_peer(p) {
+				if (p->kernel_dev >= 0) {
+					kernel_leave(p, c->id);
+					continue;
+				}
 				/* Not yet told about @c: cancel that, and there is nothing to undo. */
 				if (queued && p->qlen && cancel_refs(p, c->ev) == n && n)
 					continue;
@@ -540,6 +586,7 @@ static struct client *new_client(int sock, int id)
 		return NULL;
 	}
 	c->sock = sock;
+	c->kernel_dev = -1;
 	c->id = (uint16_t)id;
 	c->ev->owner = c;
 	/* Out-of-band data (AF_UNIX has it since Linux 5.15) then reads like any other byte. */
@@ -552,6 +599,17 @@ static struct client *new_client(int sock, int id)
 		return NULL;
 	}
 	return c;
+}
+
+/* @c joins the peer list, last. */
+static void link_peer(struct client *c)
+{
+	c->next = &S.head;
+	c->prev = S.head.prev;
+	S.head.prev->next = c;
+	S.head.prev = c;
+	c->in_list = true;
+	S.npeers++;
 }
 
 static void add_client(int sock)
@@ -588,6 +646,10 @@ static void add_client(int sock)
 	 * loop (flush_dirty), so joins in quick succession share sendmmsg calls.
 	 */
 	for_each_peer(p) {
+		if (p->kernel_dev >= 0) {
+			kernel_join(p, c);
+			continue;
+		}
 		for (unsigned int i = 0; i < n; i++)
 			enqueue_msg(p, id, c->ev->fds[i], c->ev, Q_NOTICE | Q_BATCH);
 		mark_dirty(p);
@@ -603,12 +665,7 @@ static void add_client(int sock)
 	if (!c->held)
 		c->hold = 0;
 	flush_now(c);
-	c->next = &S.head;
-	c->prev = S.head.prev;
-	S.head.prev->next = c;
-	S.head.prev = c;
-	c->in_list = true;
-	S.npeers++;
+	link_peer(c);
 	log_msg(LOG_INFO, "peer %d joined, %u peer%s now", id, S.npeers, S.npeers == 1 ? "" : "s");
 	log_msg(LOG_DEBUG, "peer %d: fd %d, greeting of %zu messages, %zu sent at once%s", id, sock,
 		3 + (size_t)S.npeers * n, 3 + (size_t)S.npeers * n - c->qlen,
@@ -786,6 +843,8 @@ static void shutdown_all(void)
 	log_msg(LOG_NOTICE, "shutting down: telling %u peer%s", S.npeers,
 		S.npeers == 1 ? "" : "s");
 	for_each_peer(c) {
+		if (c->kernel_dev >= 0)
+			continue;	/* closing its device removes the region */
 		c->held = false;	/* whatever was held goes out now, in order */
 		for_each_peer(p)
 			if (p != c)
@@ -823,6 +882,38 @@ static void shutdown_all(void)
 	S.npeers = 0;
 	free_graveyard();
 }
+/* The kernel peer joins first, as peer KERNEL_PEER_ID, with its own eventfds bound. */
+static int add_kernel_peer(int dev)
+{
+	const unsigned int n = S.cfg->vectors;
+	struct client *c = calloc(1, sizeof(*c));
+	int id = ids_get(&S.ids);
+
+	if (c)
+		c->ev = evset_new(n);
+	if (!c || !c->ev || id != KERNEL_PEER_ID) {
+		log_msg(LOG_ERR, "kernel peer: cannot create its %u eventfds: %s", n,
+			strerror(errno));
+		free(c);
+		return -1;
+	}
+	c->sock = -1;
+	c->kernel_dev = dev;
+	c->id = (uint16_t)id;
+	c->ev->owner = c;
+	if (ivshmem_kpeer_bind_own(dev, c->ev->fds, n) < 0) {
+		log_msg(LOG_ERR, "%s", ivshmem_errmsg());
+		c->kernel_dev = -1;	/* the caller closes @dev */
+		client_close(c);
+		free(c);
+		return -1;
+	}
+	link_peer(c);
+	log_msg(LOG_INFO, "kernel peer '%s' joined as peer %d (%u vector%s)", S.cfg->kernel_peer,
+		id, n, n == 1 ? "" : "s");
+	return 0;
+}
+
 int server_listen(const struct server_config *cfg)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -951,7 +1042,8 @@ static int loop_timeout(int64_t now)
 	return (int)t;
 }
 
-int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int signal_fd)
+int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int signal_fd,
+	       int kernel_dev)
 {
 	struct epoll_event ev;
 
@@ -982,6 +1074,10 @@ int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int s
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &tag_signal };
 	if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, signal_fd, &ev) < 0)
 		goto fail;
+	if (kernel_dev >= 0 && add_kernel_peer(kernel_dev) < 0) {
+		close(kernel_dev);
+		return 1;
+	}
 
 	for (;;) {
 		struct epoll_event evs[256];

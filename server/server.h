@@ -27,7 +27,15 @@ struct server_config {
 	unsigned int max_peers;
 	unsigned int max_queue;		/* messages queued to one client beyond its join burst */
 	int listen_fd;			/* from systemd, or -1 */
+	const char *kernel_peer;	/* --kernel-peer NAME, or NULL */
 };
+
+/*
+ * With --kernel-peer, ivshmem_host.ko is peer KERNEL_PEER_ID: the first peer,
+ * so the ID every server starts with. A master=on device (which needs ID 0)
+ * cannot be used beside it.
+ */
+#define KERNEL_PEER_ID 0
 
 /* Logging (log.c): to stderr or syslog; debug only with -v. */
 enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG };
@@ -52,7 +60,13 @@ void shm_release(const struct server_config *cfg, int fd, bool started);
 
 /* Listening socket (server.c): bind, replacing a stale socket, never a live one. */
 int server_listen(const struct server_config *cfg);
-/* The event loop: returns 0 after SIGTERM/SIGINT, 1 on a fatal error. */
-int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int signal_fd);
+/*
+ * The event loop: returns 0 after SIGTERM/SIGINT, 1 on a fatal error.
+ * @kernel_dev: the /dev/ivshmem-host fd holding the region attached as peer
+ * KERNEL_PEER_ID (ivshmem_kpeer_attach()), or -1; the loop owns it and closes
+ * it when the kernel peer leaves, which removes the region from the kernel.
+ */
+int server_run(const struct server_config *cfg, int listen_fd, int shm_fd, int signal_fd,
+	       int kernel_dev);
 
 #endif

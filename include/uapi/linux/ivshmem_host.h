@@ -16,17 +16,24 @@
  *              reaches host-kernel code (with ioeventfd=on under KVM it never
  *              leaves the kernel).
  *
- * Lifetime: a region lives exactly as long as the file that attached it.
- * When that file is released the region's remove callback runs, every
- * eventfd is unbound, and the pages are dirtied and unpinned. Pinned pages are
+ *   PEER       reports that a peer joined or left (as the server announced
+ *              it); a leave also unbinds that peer's eventfds. Host modules
+ *              hear of it through their peer callback.
+ *
+ * Lifetime: a region lives exactly as long as the file that attached it,
+ * or until the file's pages stop being the region's (a hole punched in it,
+ * or the file shrunk below the region's size): then it is removed at once,
+ * and every later call on the attaching file fails with ENODEV.
+ * On removal the region's remove callback runs, every eventfd is unbound,
+ * and the pages are dirtied and unpinned. Pinned pages are
  * charged to the attaching process's locked memory (RLIMIT_MEMLOCK, unless it
  * has CAP_IPC_LOCK).
  *
  * Every structure has fixed-width fields and explicit padding; reserved fields
  * and unknown flags must be zero (else -EINVAL).
  *
- * Versioning: IVSHMEM_HOST_ABI_VERSION grows when a call or structure changes
- * in a way old users cannot ignore. ATTACH takes the version the caller was
+ * Versioning: IVSHMEM_HOST_ABI_VERSION grows when a call is added or a call
+ * or structure changes in a way old users cannot ignore. ATTACH takes the version the caller was
  * built against and refuses a newer one than the module knows (-EPROTO).
  */
 #ifndef _UAPI_LINUX_IVSHMEM_HOST_H
@@ -35,7 +42,8 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define IVSHMEM_HOST_ABI_VERSION	1
+/* 1: the first slice; 2: adds IVSHMEM_HOST_IOCTL_PEER. The module accepts 1 and 2. */
+#define IVSHMEM_HOST_ABI_VERSION	2
 
 #define IVSHMEM_HOST_NAME_LEN		32	/* with the terminating NUL */
 #define IVSHMEM_HOST_MAX_VECTORS	64	/* as ivshmem-server's -n */
@@ -115,6 +123,27 @@ struct ivshmem_host_info {
 	char name[IVSHMEM_HOST_NAME_LEN];
 };
 
+/* ivshmem_host_peer_change.event */
+#define IVSHMEM_HOST_PEER_JOINED	1
+#define IVSHMEM_HOST_PEER_LEFT		2
+
+/*
+ * IVSHMEM_HOST_IOCTL_PEER (ABI 2): peer @peer joined or left, as the server
+ * announced it. Bind a joining peer's eventfds (BIND_PEER) before reporting
+ * the join, so that a host module can ring it from its peer callback.
+ *   JOINED  marks @peer joined and runs the peer callback.
+ *   LEFT    unbinds every eventfd bound for @peer, marks it gone and runs the
+ *           peer callback.
+ * Errors: ENODEV (no region, or removed), EINVAL (unknown event, @peer >
+ * 65535 or our own ID, a reserved field not zero), EEXIST (JOINED: already
+ * joined), ENOENT (LEFT: not joined; nothing changes).
+ */
+struct ivshmem_host_peer_change {
+	__u32 peer;
+	__u32 event;
+	__u32 reserved[2];
+};
+
 #define IVSHMEM_HOST_IOCTL_MAGIC	0xB9
 
 #define IVSHMEM_HOST_IOCTL_ATTACH \
@@ -127,5 +156,7 @@ struct ivshmem_host_info {
 	_IOW(IVSHMEM_HOST_IOCTL_MAGIC, 0x43, struct ivshmem_host_ring)
 #define IVSHMEM_HOST_IOCTL_INFO \
 	_IOR(IVSHMEM_HOST_IOCTL_MAGIC, 0x44, struct ivshmem_host_info)
+#define IVSHMEM_HOST_IOCTL_PEER \
+	_IOW(IVSHMEM_HOST_IOCTL_MAGIC, 0x45, struct ivshmem_host_peer_change)
 
 #endif /* _UAPI_LINUX_IVSHMEM_HOST_H */

@@ -18,7 +18,8 @@
  *
  * A region is attached by a user process through /dev/ivshmem-host
  * (include/uapi/linux/ivshmem_host.h) and lives as long as the file that
- * attached it. Its address is a write-back kernel mapping (vmap) of the
+ * attached it, or until its memory file loses pages under it (a hole
+ * punched, a shrink). Its address is a write-back kernel mapping (vmap) of the
  * pinned shmem pages, valid until the region is removed: a user registers a
  * remove callback and stops touching the region when it runs. After removal
  * every call returns -ENODEV; the reference stays valid until put.
@@ -39,8 +40,24 @@ struct ivshmem_host_region;
  */
 typedef void (*ivshmem_host_vector_cb)(void *data, unsigned int vector);
 
-/* Runs in process context when the region is being removed, before unmapping. */
+/*
+ * Runs in process context when the region is being removed, before unmapping:
+ * from the release of the attaching file, or from a work item when the
+ * file's pages stopped being the region's (a hole punched in it, or the file
+ * shrunk). May sleep and may call every other function here.
+ */
 typedef void (*ivshmem_host_remove_cb)(void *data);
+
+/*
+ * Runs in process context (the user process reporting it through
+ * IVSHMEM_HOST_IOCTL_PEER, or the caller of ivshmem_host_set_peer_callback())
+ * when peer @peer joined (@joined true) or left. A joining peer's eventfds
+ * are bound before the join is reported, so ivshmem_host_ring() can reach it
+ * from here; a leaving peer's are already unbound. May sleep; may call every
+ * function here except ivshmem_host_set_peer_callback() (it would deadlock).
+ * Calls for one region never run concurrently.
+ */
+typedef void (*ivshmem_host_peer_cb)(void *data, u16 peer, bool joined);
 
 /*
  * ivshmem_host_get() - a reference to the attached region called @name.
@@ -75,5 +92,17 @@ int ivshmem_host_set_callback(struct ivshmem_host_region *region, unsigned int v
 /* One remove callback per region; @cb NULL clears it. -EBUSY if taken. */
 int ivshmem_host_set_remove_callback(struct ivshmem_host_region *region,
 				     ivshmem_host_remove_cb cb, void *data);
+
+/*
+ * ivshmem_host_set_peer_callback() - one peer callback per region; @cb NULL
+ * clears it, and once that returns the old callback is not running. Setting
+ * it first runs @cb (joined true) for every peer already joined, in ID order,
+ * before it returns, with no join or leave in between: a user misses none and
+ * sees none twice. Returns 0, -EBUSY if taken, -ENODEV after removal.
+ * Process context. Removal clears it without calling it: the remove callback
+ * is the last word.
+ */
+int ivshmem_host_set_peer_callback(struct ivshmem_host_region *region,
+				   ivshmem_host_peer_cb cb, void *data);
 
 #endif /* _LINUX_IVSHMEM_HOST_H */

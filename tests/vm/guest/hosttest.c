@@ -7,6 +7,13 @@
  *   hosttest kapi KO           attach, load the in-kernel API test module KO,
  *                              markers and doorbells both ways, close, removal
  *   hosttest cycles N          N attach/bind/close cycles
+ *   hosttest lost KO hole|shrink  a hole punched in a sealed memfd, or an
+ *                              unsealed one shrunk, after ATTACH: the region
+ *                              is removed (remove callback of KO, ENODEV)
+ *   hosttest exit KO           the attaching process is killed: removal
+ *   hosttest lostcycles N      N attach/bind/lose cycles of 64 MiB (hole and
+ *                              shrink in turn)
+ *   hosttest punch PATH        punch a 4 KiB hole at offset 0 of file PATH
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +27,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../../include/uapi/linux/ivshmem_host.h"
@@ -92,6 +101,58 @@ static int ring(int dev, uint32_t peer, uint32_t vector)
 	return ioctl(dev, IVSHMEM_HOST_IOCTL_RING, &r) < 0 ? -errno : 0;
 }
 
+static int peer_change(int dev, uint32_t peer, uint32_t event, uint32_t reserved)
+{
+	struct ivshmem_host_peer_change c = { .peer = peer, .event = event };
+
+	c.reserved[1] = reserved;
+	return ioctl(dev, IVSHMEM_HOST_IOCTL_PEER, &c) < 0 ? -errno : 0;
+}
+
+/* INFO's error: 0 while attached, -ENODEV once removed. */
+static int info_ret(int dev)
+{
+	struct ivshmem_host_info info;
+
+	return ioctl(dev, IVSHMEM_HOST_IOCTL_INFO, &info) < 0 ? -errno : 0;
+}
+
+/* Waits up to 5 s for the region of @dev to be removed; the milliseconds it took, or -1. */
+static int wait_removed(int dev)
+{
+	for (int ms = 0; ms < 5000; ms += 10) {
+		if (info_ret(dev) == -ENODEV)
+			return ms;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* A parameter of the API test module; -1 if unreadable. */
+static long kapi_param(const char *name)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/ivshmem_host_kapi_test/parameters/%s", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int load_kapi(const char *ko, const char *region)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "insmod %s region=%s", ko, region);
+	return system(cmd);
+}
+
 /* The eventfd's count after waiting up to @ms for it; 0 on timeout. */
 static uint64_t wait_efd(int efd, int ms)
 {
@@ -144,6 +205,26 @@ static int cmd_refusals(void)
 	check(ret == -EINVAL, "BIND_OWN of a pipe: EINVAL (%d)", ret);
 	ret = ring(dev, 7, 0);
 	check(ret == -ENOENT, "RING of an unbound peer: ENOENT (%d)", ret);
+	ret = peer_change(dev, 0, IVSHMEM_HOST_PEER_JOINED, 0);
+	check(ret == -EINVAL, "PEER join of our own ID: EINVAL (%d)", ret);
+	ret = peer_change(dev, 70000, IVSHMEM_HOST_PEER_JOINED, 0);
+	check(ret == -EINVAL, "PEER join of ID 70000: EINVAL (%d)", ret);
+	ret = peer_change(dev, 3, 7, 0);
+	check(ret == -EINVAL, "PEER with an unknown event: EINVAL (%d)", ret);
+	ret = peer_change(dev, 3, IVSHMEM_HOST_PEER_JOINED, 1);
+	check(ret == -EINVAL, "PEER with a reserved field set: EINVAL (%d)", ret);
+	ret = peer_change(dev, 3, IVSHMEM_HOST_PEER_LEFT, 0);
+	check(ret == -ENOENT, "PEER leave of a peer that never joined: ENOENT (%d)", ret);
+	check(bind_peer(dev, 3, 1, eventfd(0, 0)) == 0, "BIND_PEER (3, 1)");
+	ret = peer_change(dev, 3, IVSHMEM_HOST_PEER_JOINED, 0);
+	check(ret == 0, "PEER join of 3 (%d)", ret);
+	ret = peer_change(dev, 3, IVSHMEM_HOST_PEER_JOINED, 0);
+	check(ret == -EEXIST, "PEER join of 3 again: EEXIST (%d)", ret);
+	check(ring(dev, 3, 1) == 0, "RING (3, 1) while 3 is joined");
+	ret = peer_change(dev, 3, IVSHMEM_HOST_PEER_LEFT, 0);
+	check(ret == 0, "PEER leave of 3 (%d)", ret);
+	ret = ring(dev, 3, 1);
+	check(ret == -ENOENT, "the leave unbound 3's eventfds: RING ENOENT (%d)", ret);
 	close(dev);
 	ret = attach(dev2, memfd(MIB, 1), 0, "r", NULL);
 	check(ret == 0, "the name is free again once its file is closed (%d)", ret);
@@ -215,6 +296,99 @@ static int cmd_cycles(int n)
 	return check_failures ? 1 : 0;
 }
 
+/* Lose the file's pages under the region: a hole in a sealed memfd, or a shrink. */
+static int lose_pages(int fd, int shrink, size_t size)
+{
+	if (shrink)
+		return ftruncate(fd, size / 2);
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, size / 2, 4096);
+}
+
+static int cmd_lost(const char *ko, const char *how)
+{
+	int shrink = !strcmp(how, "shrink"), dev = open_dev(), dev2, ret, ms;
+	int fd = memfd(4 * MIB, !shrink), efd = eventfd(0, EFD_CLOEXEC);
+
+	ret = attach(dev, fd, shrink ? 0 : IVSHMEM_HOST_REQUIRE_SEALS, "lost", NULL);
+	check(ret == 0, "ATTACH a %s 4 MiB memfd (%d)", shrink ? "unsealed" : "sealed", ret);
+	check(bind_peer(dev, 1, 0, efd) == 0 && bind_own(dev, 0, efd) == 0 &&
+	      peer_change(dev, 1, IVSHMEM_HOST_PEER_JOINED, 0) == 0, "bind, peer 1 joined");
+	check(load_kapi(ko, "lost") == 0, "the API test module takes the region");
+	check(kapi_param("joins") == 1, "its peer callback heard of peer 1 at load (replay)");
+	check(info_ret(dev) == 0 && kapi_param("removed") == 0, "attached, not removed");
+	ret = lose_pages(fd, shrink, 4 * MIB);
+	check(ret == 0, "%s (%s)", shrink ? "ftruncate to 2 MiB" : "FALLOC_FL_PUNCH_HOLE of 4 KiB",
+	      ret ? strerror(errno) : "done");
+	ms = wait_removed(dev);
+	check(ms >= 0, "the region is removed (INFO: ENODEV after %d ms)", ms);
+	check(kapi_param("removed") == 1, "the module's remove callback ran");
+	ret = bind_peer(dev, 2, 0, efd);
+	check(ret == -ENODEV, "BIND_PEER after the removal: ENODEV (%d)", ret);
+	ret = peer_change(dev, 2, IVSHMEM_HOST_PEER_JOINED, 0);
+	check(ret == -ENODEV, "PEER after the removal: ENODEV (%d)", ret);
+	ret = ring(dev, 1, 0);
+	check(ret == -ENODEV, "RING after the removal: ENODEV (%d)", ret);
+	dev2 = open_dev();
+	ret = attach(dev2, memfd(MIB, 1), 0, "lost", NULL);
+	check(ret == 0, "the name is free again (%d)", ret);
+	close(dev2);
+	close(dev);
+	check(system("rmmod ivshmem_host_kapi_test") == 0, "the API test module unloads");
+	close(fd);
+	close(efd);
+	return check_failures ? 1 : 0;
+}
+
+static int cmd_exit(const char *ko)
+{
+	int pfd[2], status = 0;
+	char byte = 0;
+	pid_t pid;
+
+	if (pipe(pfd) < 0)
+		return 2;
+	pid = fork();
+	if (pid == 0) {
+		int dev = open_dev();
+
+		byte = attach(dev, memfd(4 * MIB, 1), IVSHMEM_HOST_REQUIRE_SEALS, "exit", NULL) ?
+		       'E' : 'A';
+		if (write(pfd[1], &byte, 1) != 1)
+			_exit(2);
+		pause();
+		_exit(0);
+	}
+	check(pid > 0 && read(pfd[0], &byte, 1) == 1 && byte == 'A',
+	      "a child process attached region 'exit'");
+	check(load_kapi(ko, "exit") == 0, "the API test module takes the region");
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	for (int ms = 0; ms < 5000 && kapi_param("removed") != 1; ms += 10)
+		usleep(10000);
+	check(kapi_param("removed") == 1, "the child was killed: the remove callback ran");
+	check(system("rmmod ivshmem_host_kapi_test") == 0, "the API test module unloads");
+	return check_failures ? 1 : 0;
+}
+
+static int cmd_lostcycles(int n)
+{
+	int i, dev, fd, efd;
+
+	for (i = 0; i < n; i++) {
+		dev = open_dev();
+		fd = memfd(64 * MIB, i % 2 == 0);
+		efd = eventfd(0, EFD_CLOEXEC);
+		if (attach(dev, fd, 0, "lostcycle", NULL) || bind_peer(dev, 3, 1, efd) ||
+		    bind_own(dev, 1, efd) || lose_pages(fd, i % 2, 64 * MIB) || wait_removed(dev) < 0)
+			break;
+		close(dev);
+		close(fd);
+		close(efd);
+	}
+	check(i == n, "%d attach/bind/lose cycles of 64 MiB, holes and shrinks (%d done)", n, i);
+	return check_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -224,6 +398,19 @@ int main(int argc, char **argv)
 		return cmd_kapi(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "cycles"))
 		return cmd_cycles(atoi(argv[2]));
-	fprintf(stderr, "usage: hosttest refusals | kapi KO | cycles N\n");
+	if (argc == 4 && !strcmp(argv[1], "lost") &&
+	    (!strcmp(argv[3], "hole") || !strcmp(argv[3], "shrink")))
+		return cmd_lost(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "exit"))
+		return cmd_exit(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "lostcycles"))
+		return cmd_lostcycles(atoi(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "punch")) {
+		int fd = open(argv[2], O_RDWR | O_CLOEXEC);
+
+		return fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096);
+	}
+	fprintf(stderr, "usage: hosttest refusals | kapi KO | cycles N | lost KO hole|shrink | "
+		"exit KO | lostcycles N | punch PATH\n");
 	return 2;
 }
