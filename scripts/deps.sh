@@ -18,6 +18,8 @@ packages=(
 	clang libclang-rt-14-dev llvm libck-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 	# ivshmem-bench's peers (optional at build time): iceoryx's C binding and its iox-roudi, UCX
 	libiceoryx-binding-c-dev iceoryx libucx-dev
+	# ivshmem-bridge's tests: ucx_perftest, network namespaces and veth (ip), man page check
+	ucx-utils iproute2 groff
 	# the Python binding's tests; the Debian packages (dpkg-buildpackage, lintian: ./test.sh packages)
 	python3-pytest debhelper dh-python dh-dkms lintian fakeroot dpkg-dev
 )

@@ -36,6 +36,9 @@ extern "C" {
 #define IVSHMEM_CHANNEL_CREATE	(1u << 0)	/* add the channel to the layout if missing */
 #define IVSHMEM_CHANNEL_SEND_ONLY (1u << 1)	/* role: this endpoint never receives */
 #define IVSHMEM_CHANNEL_RECV_ONLY (1u << 2)	/* role: this endpoint never sends */
+#define IVSHMEM_CHANNEL_NO_LEFTOVERS (1u << 3)	/* never take the end whose records a departed
+						 * endpoint left for a receiver: -EBUSY (a
+						 * relay that must not read back what it left) */
 
 struct ivshmem_channel_opts {		/* zero = default for every field */
 	unsigned int flags;		/* IVSHMEM_CHANNEL_CREATE, a role */
@@ -81,6 +84,14 @@ int ivshmem_channel_open(struct ivshmem_channel **out, struct ivshmem_region *r,
  * short. Always frees @ch. In a forked child: frees its copy only, returns 0.
  */
 int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms);
+/*
+ * Abortive close: leave at once without waiting, the end marked ABORTED after
+ * every record we published. The peer receives those records, then
+ * -ECONNRESET (as if we had died), and sends fail with -ECONNRESET. For relays
+ * (ivshmem-bridge) that must pass a remote death on. Always frees @ch and
+ * returns 0; in a forked child it frees the copy only.
+ */
+int ivshmem_channel_abort(struct ivshmem_channel *ch);
 /*
  * Wait up to @timeout_ms until the peer read everything: 0, -ETIMEDOUT (the
  * message counts what is unread), -EPIPE, -ECONNRESET, -EINTR.

@@ -12,7 +12,7 @@
  *    128  slot 0 (128 bytes), 256 slot 1 (128 bytes)
  *    512  ring 0 control (slot 0 -> slot 1), 1024 ring 1 control (slot 1 -> slot 0)
  *   4096  ring 0 data, 4096 + cap ring 1 data
- * Slot: 0 u32 state, 4 u32 peer_id, 8 u32 vector, 12 u32 flags,
+ * Slot: 0 u32 state (0 free, 1 open, 2 closed, 3 aborted), 4 u32 peer_id, 8 u32 vector, 12 u32 flags,
  *       16 u64 heartbeat, 24 u64 token, 32 u32 heartbeat_ms, 36 u32 pid,
  *       40 u64 host (kernel + pid namespace of the owner; 0 unknown)
  */
@@ -50,7 +50,7 @@
 
 enum { S_STATE = 0, S_PEER = 4, S_VECTOR = 8, S_FLAGS = 12, S_HEARTBEAT = 16, S_TOKEN = 24,
        S_HB_MS = 32, S_PID = 36, S_HOST = 40 };
-enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_CLOSED = 2 };
+enum { SLOT_FREE = 0, SLOT_OPEN = 1, SLOT_CLOSED = 2, SLOT_ABORTED = 3 };
 #define SLOT_WAKEABLE	(1u << 0)	/* sleeps on doorbells: kick it */
 #define SLOT_CAN_NOTIFY	(1u << 1)	/* can ring doorbells */
 #define SLOT_SEND_ONLY	(1u << 2)	/* role: never receives */
@@ -389,7 +389,7 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 	if (ch->state == IVSHMEM_CHANNEL_PEER_DEAD)
 		return ch->state;
 	st = ld32(slot32(ch, other, S_STATE));
-	if (st == SLOT_OPEN || (st == SLOT_CLOSED && !ch->remote_seen)) {
+	if (st == SLOT_OPEN || ((st == SLOT_CLOSED || st == SLOT_ABORTED) && !ch->remote_seen)) {
 		uint64_t token = ld64(slot64(ch, other, S_TOKEN));
 
 		if (!ch->remote_seen) {
@@ -416,6 +416,8 @@ static enum ivshmem_channel_state update_peer(struct ivshmem_channel *ch)
 	if (st == SLOT_CLOSED) {
 		if (ch->state == IVSHMEM_CHANNEL_CONNECTED || ch->state == IVSHMEM_CHANNEL_WAITING)
 			ch->state = IVSHMEM_CHANNEL_PEER_CLOSED;
+	} else if (st == SLOT_ABORTED) {
+		peer_dead(ch, "it reset the connection");
 	} else if (st == SLOT_OPEN && ch->state == IVSHMEM_CHANNEL_CONNECTED) {
 		uint64_t hb = ld64(slot64(ch, other, S_HEARTBEAT));
 		int64_t now = now_ns();
@@ -678,7 +680,8 @@ static int choose_slot(struct ivshmem_channel *ch, uint64_t seen[2], int64_t sin
 		}
 		/* The other end left: take its leftovers if any (to receive them), else start afresh. */
 		leftovers(ch, 1 - i, &records, &bytes);
-		if (records && (role & SLOT_SEND_ONLY)) {
+		if (records && ((role & SLOT_SEND_ONLY) ||
+				(ch->o.flags & IVSHMEM_CHANNEL_NO_LEFTOVERS))) {
 			snprintf(why, whylen, "a sender that left has %" PRIu64 " message%s (%" PRIu64
 				 " bytes) waiting for a receiver", records, records == 1 ? "" : "s",
 				 bytes);
@@ -1313,4 +1316,25 @@ int ivshmem_channel_close(struct ivshmem_channel *ch, int linger_ms)
 	}
 	free_channel(ch);
 	return ret;
+}
+
+int ivshmem_channel_abort(struct ivshmem_channel *ch)
+{
+	if (!ch)
+		return 0;
+	if (inherited(ch)) {
+		free_channel(ch);
+		return 0;
+	}
+	ivshmem_ring_publish(&ch->tx);
+	ivshmem_ring_publish(&ch->rx);
+	stop_heartbeat(ch);
+	/* After every record we published: the peer reads them, then ECONNRESET. */
+	__atomic_store_n(slot32(ch, ch->me, S_STATE), htole32(SLOT_ABORTED), __ATOMIC_SEQ_CST);
+	if (ch->remote_seen) {
+		ivshmem_ring_disarm(&ch->tx);
+		kick_peer(ch);
+	}
+	free_channel(ch);
+	return 0;
 }
