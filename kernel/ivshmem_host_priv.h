@@ -57,6 +57,7 @@ struct ivshmem_host_region {
 	 */
 	struct mutex remove_lock;
 	bool removed;
+	struct task_struct *remove_running;	/* runs the remove callback now */
 	struct inode *inode;
 	struct address_space *mapping;
 	struct ivshmem_host_watch *watch;	/* fsnotify mark on @inode */

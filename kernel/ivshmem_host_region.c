@@ -293,8 +293,11 @@ static void region_remove_locked(struct ivshmem_host_region *r)
 	mutex_unlock(&r->lock);
 	ivshmem_host_watch_stop(r);
 	/* Outside @lock: the callback may clear its vector callbacks. */
-	if (cb)
+	if (cb) {
+		WRITE_ONCE(r->remove_running, current);
 		cb(data);
+		WRITE_ONCE(r->remove_running, NULL);
+	}
 	ivshmem_host_peer_clear(r);
 
 	mutex_lock(&r->lock);
@@ -404,6 +407,15 @@ int ivshmem_host_set_remove_callback(struct ivshmem_host_region *r,
 	if (!ret)
 		r->remove_data = data;
 	mutex_unlock(&r->lock);
+	/*
+	 * A removal may have taken the old callback just before: wait for it
+	 * (it runs under @remove_lock), so the caller's module may unload once
+	 * this returns. Not from inside the callback itself, which holds it.
+	 */
+	if (!cb && READ_ONCE(r->remove_running) != current) {
+		mutex_lock(&r->remove_lock);
+		mutex_unlock(&r->remove_lock);
+	}
 	return ret;
 }
 EXPORT_SYMBOL_GPL(ivshmem_host_set_remove_callback);

@@ -85,3 +85,22 @@ build_kapi_test() {
 }
 build_kapi_test ivshmem_kapi_test kapi-test
 build_kapi_test ivshmem_host_kapi_test host-kapi-test
+# The nested VM test's two halves (tests/vm/test_host_kernel_nested.py): L1 host kernel, L2 guest
+# kernel, and the header they share (found through the test modules' -I$out/include).
+cp "$top/tests/vm/guest/ivshmem_nested.h" "$out/include/"
+build_kapi_test ivshmem_host_nested host-nested
+build_kapi_test ivshmem_nested_guest nested-guest
+
+# The example users of the in-kernel APIs (kernel/examples/, docs/host-kernel.md "Example module").
+ex=$out/examples
+mkdir -p "$ex"
+cp "$top"/kernel/examples/Kbuild "$top"/kernel/examples/*.[ch] "$ex/"
+if ! bounded 600 "${kmake[@]}" M="$ex" KBUILD_EXTRA_SYMBOLS="$out/Module.symvers" \
+	modules >"$ex/build.log" 2>&1 || grep -Ei 'warning|error:' "$ex/build.log" >&2; then
+	cat "$ex/build.log" >&2
+	die "the example modules failed to build (log: $ex/build.log)"
+fi
+for ko in ivshmem_hoststat ivshmem_hoststat_guest; do
+	cp "$ex/$ko.ko" "$out/"
+	log "built $out/$ko.ko"
+done

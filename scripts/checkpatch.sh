@@ -1,6 +1,6 @@
 #!/bin/bash
 # Run the kernel's checkpatch.pl --strict over the driver (kernel/*.c, *.h, the
-# in-kernel API header) and the uapi header. Exit 0 only when it is clean.
+# in-kernel API header, the example modules, the test modules) and the uapi header. Exit 0 only when it is clean.
 #
 # checkpatch.pl is not in Debian's linux-headers packages. Looked for, in order:
 #   $CHECKPATCH, /usr/src/linux-headers-*/scripts, /usr/src/linux-source-*/scripts,
@@ -60,7 +60,9 @@ files=()
 for f in "$top"/kernel/*.c "$top"/kernel/*.h "$top"/kernel/include/linux/*.h \
 	 "$top"/include/uapi/linux/ivshmem.h "$top"/include/uapi/linux/ivshmem_host.h \
 	 "$top"/tests/vm/guest/ivshmem_kapi_test.c \
-	 "$top"/tests/vm/guest/ivshmem_host_kapi_test.c; do
+	 "$top"/tests/vm/guest/ivshmem_host_kapi_test.c \
+	 "$top"/kernel/examples/*.c "$top"/kernel/examples/*.h \
+	 "$top"/tests/vm/guest/ivshmem_*nested*.c "$top"/tests/vm/guest/ivshmem_nested.h; do
 	[ "$f" = "$compat" ] || files+=("$f")
 done
 # --no-tree: we are not inside a kernel tree. Out-of-tree, so no MAINTAINERS or

@@ -316,6 +316,7 @@ class Guest:
         self.extra_ko = []     # our own .ko files to insmod after them
         self.devices = []      # qemu args
         self.qemu_extra = []   # more qemu args (e.g. -plugin), appended last
+        self.extra_initrd = []  # gzip'd newc archives appended to the initramfs (nested.py)
         self.proc = None
         self._verdict_pos = 0
         self._lines = []
@@ -426,6 +427,12 @@ class Guest:
             c.add_file(gpath, hpath)
         out = os.path.join(self.dir, "initramfs.gz")
         c.write(out)
+        # The kernel unpacks concatenated archives in order: a large prebuilt payload (QEMU and
+        # its libraries for an L1 guest) is appended as is, not re-compressed for every guest.
+        with open(out, "ab") as f:
+            for extra in self.extra_initrd:
+                with open(extra, "rb") as src:
+                    shutil.copyfileobj(src, f)
         return vmlinuz, out
 
     def start(self):

@@ -89,7 +89,12 @@ int ivshmem_host_ring(struct ivshmem_host_region *region, u16 peer, u16 vector);
  */
 int ivshmem_host_set_callback(struct ivshmem_host_region *region, unsigned int vector,
 			      ivshmem_host_vector_cb cb, void *data);
-/* One remove callback per region; @cb NULL clears it. -EBUSY if taken. */
+/*
+ * One remove callback per region; -EBUSY if taken. @cb NULL clears it, and
+ * once that returns the old callback is not running (it may be cleared from
+ * inside the callback); do not hold a lock the callback takes while clearing
+ * it. Process context.
+ */
 int ivshmem_host_set_remove_callback(struct ivshmem_host_region *region,
 				     ivshmem_host_remove_cb cb, void *data);
 
