@@ -240,6 +240,14 @@ L1_EPILOGUE = "\nserver_stop\nnested_warnings \"L1 kernel\" '" + BENIGN_L1 + "'\
 
 # ---- the cached L1 payload ------------------------------------------------------------------
 
+def counts(lines, tag):
+    """The key=value figures of the '# TAG ...' line in @lines ({} if there is none)."""
+    for line in lines:
+        if line.startswith(f"# {tag} "):
+            return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[2:])}
+    return {}
+
+
 def _qemu_version(qemu):
     out = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=30).stdout
     m = re.search(r"version (\S+)(?: \((.*)\))?", out)

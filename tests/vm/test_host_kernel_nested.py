@@ -15,13 +15,14 @@ ivshmem-doorbell,vectors=2,ioeventfd=on and the guest-kernel half
     the guest's MSI-X interrupt counts match;
   - the guest's doorbells never left L1's kernel (ioeventfd): KVM's mmio_exits counter
     stays under one per 10 doorbells;
-  - lifetime: stopping the server removes the region (the host module's remove callback
+  - lifetime: the L2 guest leaving reaches the host module's peer callback as a leave;
+    stopping the server removes the region (the host module's remove callback
     runs), then both modules unload; no warnings but the known nested-KVM ones."""
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nested import Nested  # noqa: E402
+from nested import Nested, counts  # noqa: E402
 from rig import run_test  # noqa: E402
 
 ROUNDS = 1000
@@ -86,20 +87,16 @@ if [ -n "$id" ] && [ -n "$hid" ]; then
 	l2_send g done
 fi
 l2_wait g
+if [ -n "$id" ]; then
+	ok "the guest leaving reached the host kernel's peer callback as a leave of peer $id" \
+		wait_for 10 sh -c "test \"\$(cat $hp/left)\" = $id"
+fi
 server_stop
 ok "stopping the server removed the region: the host module's remove callback ran" \
 	test "$(cat $hp/removed)" = 1
 ok "rmmod ivshmem_host_nested" rmmod ivshmem_host_nested
 ok "rmmod ivshmem_host (no reference left)" rmmod ivshmem_host
 """
-
-
-def counts(lines, tag):
-    """The key=value figures of the '# TAG ...' line in @lines ({} if there is none)."""
-    for line in lines:
-        if line.startswith(f"# {tag} "):
-            return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[2:])}
-    return {}
 
 
 def body(tap):

@@ -21,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nested import Nested  # noqa: E402
+from nested import Nested, counts  # noqa: E402
 from rig import build_file, run_test  # noqa: E402
 
 ROUNDS = 100
@@ -77,14 +77,6 @@ ok "stopping the server removed the region: the remove callback ran once" \
 ok "rmmod ivshmem_hoststat" rmmod ivshmem_hoststat
 ok "rmmod ivshmem_host (no reference left)" rmmod ivshmem_host
 """
-
-
-def counts(lines, tag):
-    """The key=value figures of the '# TAG ...' line in @lines ({} if there is none)."""
-    for line in lines:
-        if line.startswith(f"# {tag} "):
-            return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[2:])}
-    return {}
 
 
 def body(tap):

@@ -50,6 +50,10 @@ static int removed;
 module_param(removed, int, 0444);
 MODULE_PARM_DESC(removed, "1 once the region's remove callback ran");
 
+static int left = -1;
+module_param(left, int, 0444);
+MODULE_PARM_DESC(left, "the last peer the server reported gone (-1: none yet)");
+
 static struct ivshmem_host_region *nested_region;
 
 static int nested_ring_guest(void)
@@ -75,8 +79,16 @@ static void nested_guest_echoed(void *data, unsigned int vector)
 	nested_echoed(&nested_trips);
 }
 
+/* Process context: a guest leaving reaches the host kernel as a leave. */
+static void nested_peer(void *data, u16 id, bool joined)
+{
+	if (!joined)
+		WRITE_ONCE(left, id);
+}
+
 static void nested_remove(void *data)
 {
+	ivshmem_host_set_peer_callback(nested_region, NULL, NULL);
 	ivshmem_host_set_callback(nested_region, 0, NULL, NULL);
 	ivshmem_host_set_callback(nested_region, 1, NULL, NULL);
 	WRITE_ONCE(removed, 1);
@@ -133,10 +145,15 @@ static int __init nested_init(void)
 	ret = ivshmem_host_set_callback(nested_region, 1, nested_guest_echoed, NULL);
 	if (ret)
 		goto out_cb;
+	ret = ivshmem_host_set_peer_callback(nested_region, nested_peer, NULL);
+	if (ret)
+		goto out_cb1;
 	pr_info("ivshmem_host_nested: region %s, %llu bytes, own id %d\n", region, size,
 		ivshmem_host_own_id(nested_region));
 	return 0;
 
+out_cb1:
+	ivshmem_host_set_callback(nested_region, 1, NULL, NULL);
 out_cb:
 	ivshmem_host_set_callback(nested_region, 0, NULL, NULL);
 out_clear:
@@ -148,6 +165,7 @@ out_put:
 
 static void __exit nested_exit(void)
 {
+	ivshmem_host_set_peer_callback(nested_region, NULL, NULL);
 	ivshmem_host_set_callback(nested_region, 0, NULL, NULL);
 	ivshmem_host_set_callback(nested_region, 1, NULL, NULL);
 	ivshmem_host_set_remove_callback(nested_region, NULL, NULL);
