@@ -21,7 +21,8 @@
 
 #define MAX_CONNS		32
 #define HANDSHAKE_MS		5000
-#define TX_BATCH		(256u << 10)
+#define TX_BATCH		(256u << 10)	/* frames batched into one UCX send; records forwarded per pass */
+#define RX_BATCH		(256u << 10)	/* bytes of frames handled per link per pass */
 #define REDIAL_MS		1000
 #define REOPEN_MS		100
 
@@ -81,8 +82,12 @@ struct bridge {
 	bool busy;			/* this pass moved something: do not sleep */
 };
 
+#define EXIT_USAGE		2	/* bad flags or configuration */
+
+/* options.c: flags and the configuration; -1 to go on, or an exit status. */
+int options_parse(struct bridge *b, int argc, char **argv, bool *check);
+
 int64_t now_ns(void);
-void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_msg(struct bridge *b, bool debug, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

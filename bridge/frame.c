@@ -2,22 +2,10 @@
 /* The bridge wire format (frame.h, docs/multihost.md): encode, and decode with validation. */
 #include "frame.h"
 
-#include <endian.h>
+#include "format/layout_header.h"	/* the project's little-endian field helpers */
+
 #include <string.h>
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
 
 void frame_put_hdr(uint8_t *out, enum frame_type type, uint32_t channel, uint32_t len)
 {
@@ -25,8 +13,8 @@ void frame_put_hdr(uint8_t *out, enum frame_type type, uint32_t channel, uint32_
 	out[4] = FRAME_VERSION;
 	out[5] = (uint8_t)type;
 	out[6] = out[7] = 0;
-	put32(out + 8, channel);
-	put32(out + 12, len);
+	ivshmem_put_le32(out + 8, channel);
+	ivshmem_put_le32(out + 12, len);
 }
 
 static void put_name(uint8_t *out, const char *name)
@@ -40,21 +28,21 @@ static void put_name(uint8_t *out, const char *name)
 void frame_put_hello(uint8_t *out, const struct frame_hello *h)
 {
 	memcpy(out, h->nonce, FRAME_NONCE_LEN);
-	put32(out + 32, h->max_payload);
-	put32(out + 36, h->keepalive_ms);
+	ivshmem_put_le32(out + 32, h->max_payload);
+	ivshmem_put_le32(out + 36, h->keepalive_ms);
 	put_name(out + 40, h->name);
 }
 
 void frame_put_open(uint8_t *out, const struct frame_open *o)
 {
-	put32(out, o->window);
-	put32(out + 4, o->max_record);
+	ivshmem_put_le32(out, o->window);
+	ivshmem_put_le32(out + 4, o->max_record);
 	put_name(out + 8, o->name);
 }
 
 void frame_put_credit(uint8_t *out, uint32_t bytes)
 {
-	put32(out, bytes);
+	ivshmem_put_le32(out, bytes);
 }
 
 /* Expected payload length of a type: exact (>= 0), or -1 for DATA (variable). */
@@ -98,8 +86,8 @@ int frame_get_hdr(const uint8_t *in, uint32_t max_payload, struct frame_hdr *h, 
 	if (*err)
 		return -1;
 	h->type = type;
-	h->channel = get32(in + 8);
-	h->len = get32(in + 12);
+	h->channel = ivshmem_get_le32(in + 8);
+	h->len = ivshmem_get_le32(in + 12);
 	want = fixed_len(type);
 	if (link_frame(type) && h->channel != 0)
 		*err = "a link frame names a channel";
@@ -148,8 +136,8 @@ static int get_name(const uint8_t *in, char *name, const char **err)
 int frame_get_hello(const uint8_t *in, struct frame_hello *h, const char **err)
 {
 	memcpy(h->nonce, in, FRAME_NONCE_LEN);
-	h->max_payload = get32(in + 32);
-	h->keepalive_ms = get32(in + 36);
+	h->max_payload = ivshmem_get_le32(in + 32);
+	h->keepalive_ms = ivshmem_get_le32(in + 36);
 	if (h->max_payload < FRAME_MIN_PAYLOAD) {
 		*err = "HELLO announces a maximum payload below 4096";
 		return -1;
@@ -163,8 +151,8 @@ int frame_get_hello(const uint8_t *in, struct frame_hello *h, const char **err)
 
 int frame_get_open(const uint8_t *in, struct frame_open *o, const char **err)
 {
-	o->window = get32(in);
-	o->max_record = get32(in + 4);
+	o->window = ivshmem_get_le32(in);
+	o->max_record = ivshmem_get_le32(in + 4);
 	if (frame_data_cost(o->max_record) > o->window) {
 		*err = "OPEN grants a window smaller than one record of its own maximum";
 		return -1;
@@ -174,7 +162,7 @@ int frame_get_open(const uint8_t *in, struct frame_open *o, const char **err)
 
 uint32_t frame_get_credit(const uint8_t *in)
 {
-	return get32(in);
+	return ivshmem_get_le32(in);
 }
 
 uint64_t frame_data_cost(uint32_t len)

@@ -67,11 +67,10 @@ void ucx_close(struct ucx *u)
 
 bool ucx_progress(struct ucx *u)
 {
-	int any = 0;
-
-	while (ucp_worker_progress(u->worker))
-		any++;
-	return any;
+	for (int i = 0; i < UCX_PROGRESS_MAX; i++)
+		if (!ucp_worker_progress(u->worker))
+			return false;
+	return true;
 }
 
 int ucx_arm(struct ucx *u)
@@ -96,13 +95,11 @@ static struct link *link_new(struct ucx *u, size_t rx_cap)
 
 	if (!l)
 		return NULL;
-	l->rx = malloc(rx_cap);
-	if (!l->rx) {
+	if (rxbuf_init(&l->rx, rx_cap) < 0) {
 		free(l);
 		return NULL;
 	}
 	l->u = u;
-	l->rx_cap = rx_cap;
 	return l;
 }
 
@@ -148,7 +145,7 @@ static void on_conn(ucp_conn_request_h req, void *arg)
 	if (ucp_conn_request_query(req, &attr) == UCS_OK)
 		addr_text((const struct sockaddr *)&attr.client_address, l->addr, sizeof(l->addr));
 	if (create_ep(l, &ep) != UCS_OK) {
-		free(l->rx);
+		rxbuf_free(&l->rx);
 		free(l);
 		return;
 	}
@@ -193,7 +190,7 @@ struct link *link_dial(struct ucx *u, const struct sockaddr *sa, socklen_t len, 
 	st = create_ep(l, &ep);
 	if (st != UCS_OK) {
 		snprintf(err, errlen, "connect to %s: %s", l->addr, ucs_status_string(st));
-		free(l->rx);
+		rxbuf_free(&l->rx);
 		free(l);
 		return NULL;
 	}
@@ -210,7 +207,6 @@ static void sent(struct send_ctx *s)
 {
 	s->l->tx_reqs--;
 	s->l->tx_bytes -= s->len;
-	s->l->tx_done += s->len;
 	free(s->buf);
 	free(s);
 }
@@ -267,8 +263,8 @@ static void received(struct link *l, ucs_status_t status, size_t length)
 		}
 		return;
 	}
-	/* Bytes land where they were posted; the buffer does not move while a receive is out. */
-	l->rx_used = l->rx_posted_at + length;
+	/* Bytes land at rx.used: nothing moves rx.used while a receive is out. */
+	l->rx.used += length;
 	l->rx_total += length;
 }
 
@@ -278,33 +274,22 @@ static void on_received(void *req, ucs_status_t status, size_t length, void *use
 	ucp_request_free(req);
 }
 
-/* Move unread bytes to the front; never while a receive is posted (it writes at rx_posted_at). */
-static void compact(struct link *l)
-{
-	if (l->rx_posted || l->rx_head == 0)
-		return;
-	memmove(l->rx, l->rx + l->rx_head, l->rx_used - l->rx_head);
-	l->rx_used -= l->rx_head;
-	l->rx_head = 0;
-}
-
-void link_pump(struct link *l)
+void link_pump(struct link *l, size_t need)
 {
 	ucp_request_param_t p = { .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
 						  UCP_OP_ATTR_FIELD_USER_DATA };
 	ucs_status_ptr_t req;
-	size_t length = 0;
+	size_t length = 0, room;
 
-	compact(l);
-	while (!l->rx_posted && !l->failed && !l->closing && l->rx_used < l->rx_cap) {
+	while (!l->rx_posted && !l->failed && !l->closing && (room = rxbuf_make_room(&l->rx, need))) {
 		p.cb.recv_stream = on_received;
 		p.user_data = l;
 		l->rx_posted = true;
-		l->rx_posted_at = l->rx_used;
-		req = ucp_stream_recv_nbx(l->ep, l->rx + l->rx_used, l->rx_cap - l->rx_used, &length,
-					  &p);
+		req = ucp_stream_recv_nbx(l->ep, l->rx.data + l->rx.used, room, &length, &p);
 		if (req == NULL) {
 			received(l, UCS_OK, length);
+			if (!length)
+				break;
 		} else if (UCS_PTR_IS_ERR(req)) {
 			received(l, UCS_PTR_STATUS(req), 0);
 			if (!l->failed) {
@@ -314,12 +299,6 @@ void link_pump(struct link *l)
 			}
 		}
 	}
-}
-
-void link_consume(struct link *l, size_t n)
-{
-	l->rx_head += n;
-	compact(l);
 }
 
 void link_close(struct link *l)
@@ -347,7 +326,7 @@ bool link_reap(struct link *l)
 	}
 	if (l->tx_reqs > 0 || l->rx_posted)
 		return false;
-	free(l->rx);
+	rxbuf_free(&l->rx);
 	free(l);
 	return true;
 }

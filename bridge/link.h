@@ -3,7 +3,8 @@
  * The UCX side of the bridge: one UCP context and worker (single-threaded,
  * with a pollable event fd), a listener, and links, each one UCP stream
  * endpoint with a bounded receive buffer and owned send buffers. Nothing here
- * knows the frame format; proto.c reads link->rx and writes with link_send().
+ * knows the frame format; proto.c reads link->rx (rxbuf_front(), rxbuf_take())
+ * and writes with link_send().
  *
  * Reused by the hostile test peer (tests/host/bridge_fake.c).
  */
@@ -16,6 +17,8 @@
 #include <sys/socket.h>
 
 #include <ucp/api/ucp.h>
+
+#include "rxbuf.h"
 
 struct link;
 
@@ -36,14 +39,11 @@ struct link {
 	bool failed;			/* UCX reported the endpoint failed: why says how */
 	char why[128];
 	char addr[64];			/* the remote's address, for log lines */
-	uint8_t *rx;			/* received bytes rx[rx_head .. rx_used) of rx_cap */
-	size_t rx_cap, rx_head, rx_used;
-	bool rx_posted;			/* a receive into rx + rx_used is outstanding */
-	size_t rx_posted_at;
+	struct rxbuf rx;		/* received bytes, not yet read by the caller */
+	bool rx_posted;			/* a receive into rx.data + rx.used is outstanding */
 	uint64_t rx_total;		/* bytes received, ever (liveness) */
 	int tx_reqs;			/* sends in flight */
 	size_t tx_bytes;
-	uint64_t tx_done;		/* TRACE: bytes completed */
 	bool closing;			/* link_close() was called: freed by link_reap() */
 	void *close_req;
 };
@@ -54,7 +54,12 @@ void ucx_close(struct ucx *u);
 /* Listen on @sa; accepted links get @rx_cap bytes of receive buffer. 0 or -1 + @err. */
 int ucx_listen(struct ucx *u, const struct sockaddr *sa, socklen_t len, size_t rx_cap,
 	       char *err, size_t errlen);
-/* Progress until idle; true if anything happened. */
+/*
+ * Progress until idle, or UCX_PROGRESS_MAX times: true when it stopped at that
+ * bound (events are still coming: call again soon). A remote that sends without
+ * pause must not keep the caller from its own frames, sends and timers.
+ */
+#define UCX_PROGRESS_MAX	64
 bool ucx_progress(struct ucx *u);
 /* Arm the event fd before sleeping: 0 armed, 1 events are pending (progress again). */
 int ucx_arm(struct ucx *u);
@@ -64,10 +69,12 @@ struct link *link_dial(struct ucx *u, const struct sockaddr *sa, socklen_t len, 
 		       char *err, size_t errlen);
 /* Send @len bytes of @buf, which the link owns from now on (freed when sent). 0 or -1. */
 int link_send(struct link *l, void *buf, size_t len);
-/* Keep a receive posted into the free part of rx (call after consuming). */
-void link_pump(struct link *l);
-/* Drop the first @n unread bytes (rx + rx_head). */
-void link_consume(struct link *l, size_t n);
+/*
+ * Keep a receive posted into the free end of rx (call after reading). @need:
+ * the unread bytes the caller waits for (the frame it has begun), 0 when it
+ * stopped with whole frames left (rxbuf_make_room()).
+ */
+void link_pump(struct link *l, size_t need);
 /* Start closing (forcefully: what was not sent is dropped); link_reap() frees it. */
 void link_close(struct link *l);
 /* Free a closing link once UCX released it: true when freed. */

@@ -44,7 +44,7 @@ struct conn *conn_new(struct bridge *b, struct link *l, char role, int peer)
 	c->born = c->last_rx = c->last_tx = now_ns();
 	b->conns[b->nconns++] = c;
 	send_hello(b, c);
-	link_pump(l);
+	link_pump(l, FRAME_HDR);
 	return c;
 }
 
@@ -76,12 +76,7 @@ void conn_drop(struct bridge *b, struct conn *c, const char *fmt, ...)
 	free(c->tx);
 	c->tx = NULL;
 	c->tx_len = c->tx_cap = 0;
-	{
-		int64_t t0 = now_ns();
-
-		link_close(c->link);
-		trace("link_close took %.1f ms", (now_ns() - t0) / 1e6);
-	}
+	link_close(c->link);
 	b->busy = true;
 }
 
@@ -151,11 +146,8 @@ void conn_flush(struct bridge *b, struct conn *c)
 	if (c->dead)
 		return;
 	if (c->state == CONN_UP && !c->tx_len &&
-	    now - c->last_tx >= (int64_t)b->cfg.keepalive_ms * 1000000) {
+	    now - c->last_tx >= (int64_t)b->cfg.keepalive_ms * 1000000)
 		conn_frame(c, FRAME_PING, 0, NULL, 0);
-		trace("PING to %s queued (last tx %.1f ms ago), in flight %d reqs %zu bytes, done %llu", peer_name(b, c),
-		      (now - c->last_tx) / 1e6, c->link->tx_reqs, c->link->tx_bytes, (unsigned long long)c->link->tx_done);
-	}
 	if (!c->tx_len)
 		return;
 	if (link_send(c->link, c->tx, c->tx_len) == 0)
@@ -253,7 +245,6 @@ static void dispatch(struct bridge *b, struct conn *c, const struct frame_hdr *h
 	}
 	switch (h->type) {
 	case FRAME_PING:
-		trace("PING from %s", peer_name(b, c));
 		return;
 	case FRAME_HELLO:
 	case FRAME_AUTH:
@@ -270,32 +261,61 @@ static void dispatch(struct bridge *b, struct conn *c, const struct frame_hdr *h
 	}
 }
 
+/*
+ * The next whole frame at the front of the link's buffer: 1 (header in @h),
+ * 0 when more bytes are needed (*@need: how many, in all), -1 after a bad
+ * header dropped the link.
+ */
+static int next_frame(struct bridge *b, struct conn *c, struct frame_hdr *h, size_t *need)
+{
+	const struct rxbuf *rx = &c->link->rx;
+	const char *err;
+
+	*need = FRAME_HDR;
+	if (rxbuf_unread(rx) < FRAME_HDR)
+		return 0;
+	if (frame_get_hdr(rxbuf_front(rx), b->max_payload, h, &err) < 0) {
+		conn_drop(b, c, "protocol error: %s", err);
+		return -1;
+	}
+	*need = FRAME_HDR + (size_t)h->len;
+	if (rxbuf_unread(rx) < *need)
+		return 0;
+	*need = 0;
+	return 1;
+}
+
+/* Handle at most RX_BATCH bytes of frames: a busy link must not hold up the others. */
+static void read_frames(struct bridge *b, struct conn *c, size_t *need)
+{
+	struct link *l = c->link;
+	struct frame_hdr h;
+	size_t done = 0;
+
+	while (done < RX_BATCH && next_frame(b, c, &h, need) > 0) {
+		dispatch(b, c, &h, rxbuf_front(&l->rx) + FRAME_HDR);
+		rxbuf_take(&l->rx, FRAME_HDR + h.len);
+		done += FRAME_HDR + h.len;
+		b->busy = true;
+		if (c->dead)
+			return;
+	}
+}
+
 void conn_service(struct bridge *b, struct conn *c)
 {
 	struct link *l = c->link;
 	int64_t now = now_ns();
+	size_t need = 0;
 
 	if (c->dead)
 		return;
-	while (!c->dead && l->rx_used - l->rx_head >= FRAME_HDR) {
-		const uint8_t *p = l->rx + l->rx_head;
-		struct frame_hdr h;
-		const char *err;
-
-		if (frame_get_hdr(p, b->max_payload, &h, &err) < 0) {
-			conn_drop(b, c, "protocol error: %s", err);
-			return;
-		}
-		if (l->rx_used - l->rx_head < FRAME_HDR + (size_t)h.len)
-			break;
-		dispatch(b, c, &h, p + FRAME_HDR);
-		link_consume(l, FRAME_HDR + h.len);
-		b->busy = true;
-	}
+	read_frames(b, c, &need);
 	if (c->dead)
 		return;
-	if (l->failed) {
-		size_t part = l->rx_used - l->rx_head;
+	/* Failed: once every whole frame it delivered was handled (need > 0). */
+	if (l->failed && need) {
+		size_t part = rxbuf_unread(&l->rx);
 
 		if (part)
 			conn_drop(b, c, "connection lost in the middle of a frame (%zu bytes of it "
@@ -304,20 +324,17 @@ void conn_service(struct bridge *b, struct conn *c)
 			conn_drop(b, c, "connection lost: %s", l->why);
 		return;
 	}
-	link_pump(l);
+	link_pump(l, need);
 	if (l->rx_total != c->rx_seen) {
-		if (now - c->last_rx > 300000000)
-			trace("rx from %s after a gap of %.1f ms", peer_name(b, c), (now - c->last_rx) / 1e6);
 		c->rx_seen = l->rx_total;
 		c->last_rx = now;
 	}
 	if (c->state != CONN_UP && now - c->born > (int64_t)HANDSHAKE_MS * 1000000)
 		conn_drop(b, c, "no authenticated setup within %d ms", HANDSHAKE_MS);
-	else if (now - c->last_rx > (int64_t)b->cfg.dead_ms * 1000000 &&
-		 (trace("dead: last tx %.1f ms ago, in flight %d reqs %zu bytes done %llu, rx_total %llu rx_posted %d rx %zu..%zu",
-			(now - c->last_tx) / 1e6, l->tx_reqs, l->tx_bytes, (unsigned long long)l->tx_done, (unsigned long long)l->rx_total, l->rx_posted, l->rx_head, l->rx_used), 1))
-		conn_drop(b, c, "nothing received for %u ms (the link or the remote is down)",
-			  b->cfg.dead_ms);
+	else if (now - c->last_rx > (int64_t)b->cfg.dead_ms * 1000000)
+		conn_drop(b, c, "nothing received for %u ms (the link or the remote is down; "
+			  "last sent %lld ms ago)", b->cfg.dead_ms,
+			  (long long)((now - c->last_tx) / 1000000));
 }
 
 int64_t conn_deadline(struct bridge *b, struct conn *c)

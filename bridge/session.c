@@ -43,7 +43,6 @@ static void forget_session(struct chan *s)
 static void local_leave(struct bridge *b, struct chan *s, bool abortive)
 {
 	uint64_t records = 0, bytes = 0;
-	int64_t t0 = now_ns();
 
 	if (abortive) {
 		ivshmem_channel_outq(s->ch, &records, &bytes);
@@ -52,7 +51,6 @@ static void local_leave(struct bridge *b, struct chan *s, bool abortive)
 		ivshmem_channel_outq(s->ch, &records, &bytes);
 		ivshmem_channel_close(s->ch, 0);
 	}
-	trace("local_leave took %.1f ms", (now_ns() - t0) / 1e6);
 	log_msg(b, true, "channel %s: local end %s (%llu records left for the reader)", s->cfg->name,
 		abortive ? "aborted" : "closed", (unsigned long long)records);
 	s->left_records = records > 0;
@@ -68,10 +66,7 @@ static void try_open(struct bridge *b, struct chan *s)
 		.ring_size = s->cfg->ring,
 		.spin_us = -1,		/* the bridge never spins: it sleeps in poll() */
 	};
-	int64_t t0 = now_ns();
 	int ret = ivshmem_channel_open(&s->ch, b->region, s->cfg->name, &o);
-
-	trace("open %s took %.1f ms", s->cfg->name, (now_ns() - t0) / 1e6);
 
 	if (ret == 0) {
 		s->left_records = false;
@@ -230,6 +225,7 @@ static bool forward_one(struct bridge *b, struct chan *s, struct conn *c)
 void chan_service(struct bridge *b, struct chan *s)
 {
 	struct conn *c;
+	uint64_t start;
 
 	if (!s->ch && now_ns() >= s->reopen_at)
 		try_open(b, s);
@@ -243,7 +239,10 @@ void chan_service(struct bridge *b, struct chan *s)
 		finish_remote_end(b, s);
 		return;
 	}
-	while (c && s->remote_id && s->credit >= 8 && forward_one(b, s, c))
+	/* At most TX_BATCH of credit per pass: the other channels and links get their turn. */
+	start = s->credit;
+	while (c && s->remote_id && s->credit >= 8 && start - s->credit < TX_BATCH &&
+	       forward_one(b, s, c))
 		;
 	if (c && s->remote_id && s->credit_owed) {
 		uint8_t payload[4];

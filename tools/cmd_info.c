@@ -173,26 +173,31 @@ static void channel_facts(struct ivshmem_region *r, const struct ivshmem_section
 	}
 }
 
+/* Slot states (docs/channel.md): 0 FREE, 1 OPEN, 2 CLOSED, 3 ABORTED (ivshmem_channel_abort()). */
+static const char *const slot_states[] = { "free", "open", "closed", "aborted" };
+#define SLOT_STATES	(sizeof(slot_states) / sizeof(slot_states[0]))
+
 static const char *slot_state(uint32_t s)
 {
-	return s == 0 ? "free" : s == 1 ? "open" : s == 2 ? "closed" : "invalid";
+	return s < SLOT_STATES ? slot_states[s] : "invalid";
 }
 
 /*
  * One word for the pair of slots, as a third party sees it: idle (no end open;
- * a CLOSED slot is reusable), waiting (one end open, the other free), peer-closed
- * (one end open, the other closed), connected. Liveness needs time: not judged.
+ * a CLOSED or ABORTED slot is reusable), waiting (one end open, the other free),
+ * peer-closed or peer-aborted (one end open, the other left), connected.
+ * Liveness needs time: not judged.
  */
 static const char *channel_state(const struct channel_facts *c)
 {
 	uint32_t a = c->slot[0].state, b = c->slot[1].state;
 
-	if (a > 2 || b > 2)
+	if (a >= SLOT_STATES || b >= SLOT_STATES)
 		return "corrupt";
 	if (a == 1 && b == 1)
 		return "connected";
 	if (a == 1 || b == 1)
-		return a == 2 || b == 2 ? "peer-closed" : "waiting";
+		return a == 3 || b == 3 ? "peer-aborted" : a == 2 || b == 2 ? "peer-closed" : "waiting";
 	return "idle";
 }
 

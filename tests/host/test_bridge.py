@@ -13,7 +13,7 @@ region, a bridge and host peers (bridge_peer.c); UCX is forced onto TCP over the
      arrives once the reader reads;
   4. a killed remote peer surfaces as ECONNRESET on this side, within the bound;
   5. a cut link (ip link set down) surfaces as ECONNRESET on both sides within the bound
-     (dead-ms 2000 here + 1 s); after `ip link set up` the link comes back and carries again;
+     (dead-ms 3000 here + 1 s); after `ip link set up` the link comes back and carries again;
   6. an idle bridge (link up, channel paired, nothing to send) uses ~0 CPU.
 
 Needs root (namespaces): when they cannot be made the test fails with the reason, it never skips.
@@ -26,13 +26,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import taplib  # noqa: E402  (SIGTERM -> SystemExit, so the namespaces are removed)
 from taplib import ok, diag, done  # noqa: E402
-from bridgelib import Pair, wait_until, cpu_seconds, rss_kib, sanitized  # noqa: E402
+from bridgelib import Pair, wait_until, cpu_seconds, rss_kib, sanitized, dead_ms  # noqa: E402
 from netns import NetnsError  # noqa: E402
 
 BRIDGE, SERVER, CLI, PEER, FAKE, SRC = sys.argv[1:7]
 TOOLS = dict(bridge=BRIDGE, server=SERVER, cli=CLI, peer=PEER, fake=FAKE, src=SRC)
 SLOW = sanitized(BRIDGE)          # ASan/UBSan build: fewer records, wider timers (bridgelib)
-DEAD_MS = 8000 if SLOW else 2000  # bridgelib's configuration
+DEAD_MS = dead_ms(BRIDGE)         # bridgelib's configuration
 RECORDS = 50000 if SLOW else 1000000
 BOUND_S = DEAD_MS / 1000 + 1.0   # docs/multihost.md: a lost link, dead-ms + 1 s
 PEER_BOUND_S = 3.0 + 1.0         # a dead peer: the channel's dead_ms (3000 by default) + 1 s
@@ -200,6 +200,8 @@ def main():
                 step(p)
             for s in (p.a, p.b):
                 ok(s.bridge.poll() is None, f"bridge {s.name} is still running at the end", s.log())
+            for name, rc, log in p.stop_bridges():
+                ok(rc == 0, f"bridge {name} exits 0 on SIGTERM (status {rc})", log[-3000:])
     except NetnsError as e:
         ok(False, f"two network namespaces joined by veth: {e}")
     return done()

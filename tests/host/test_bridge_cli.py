@@ -6,9 +6,11 @@ exit 1, --check prints the effective configuration. No namespaces needed."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import taplib  # noqa: E402,F401
@@ -104,6 +106,23 @@ def main():
                            "--listen", "192.0.2.1:7100")
         ok(rc == 1 and "listen on 192.0.2.1:7100" in err,
            "an address that cannot be bound: exit 1 with the address", err)
+
+        # Running (a file region, a channel, a peer that is never there), then SIGTERM: exit 0,
+        # so that a crash or a sanitizer report at exit (leaks too) fails here.
+        p = subprocess.Popen([BRIDGE, "--name", "A", "--region", region, "--secret-file", secret,
+                              "--peer", "B=127.0.0.1:9", "--channel", "ctl@B"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, UCX_TLS="tcp", UCX_NET_DEVICES="lo"))
+        time.sleep(1.5)   # started, the channel open, a dial or two failed
+        p.send_signal(signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        err = err.decode()
+        ok(p.returncode == 0 and "started" in err and "stopping (signal 15)" in err,
+           f"a running bridge stops on SIGTERM with exit 0 (status {p.returncode})", err[-3000:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return done()

@@ -380,6 +380,33 @@ def second_sender(path):
 
 # ---- 6. an idle receiver ---------------------------------------------------------------------------
 
+def set_slots(path, name, states):
+    """Write both slot states of channel @name, as endpoints that left them so would."""
+    off = section(path, name)
+    with open(path, "r+b") as f:
+        for i, st in enumerate(states):
+            f.seek(off + 128 + 128 * i)
+            f.write(struct.pack("<I", st))
+
+
+def aborted_slots(path):
+    """`ivshmem info` on ABORTED slots (3, what ivshmem_channel_abort() leaves): named, not
+    called corrupt; an open end whose peer aborted is peer-aborted."""
+    ok(fresh(path, "ab"), "aborted: a fresh channel")
+    for states, pair in (([3, 0], "idle"), ([1, 3], "peer-aborted"), ([1, 2], "peer-closed"),
+                         ([4, 0], "corrupt")):
+        set_slots(path, "ab", states)
+        r = run("info", path)
+        text = r.stdout.decode()
+        want = [("free", "open", "closed", "aborted")[st] if st < 4 else "invalid" for st in states]
+        ok(r.returncode == 0 and f"channel ab: {pair}, slots {want[0]}/{want[1]}," in text,
+           f"info: slots {states} read as {pair}, slots {want[0]}/{want[1]}", text)
+        j = json.loads(run("info", "--json", path).stdout)
+        ch = next(x for x in j["layout"]["sections"] if x["name"] == "ab")["channel"]
+        ok(ch["state"] == pair and [x["state"] for x in ch["slots"]] == want,
+           f"info --json: slots {states} read as {pair}, {want}", json.dumps(ch))
+
+
 def idle_cpu(target, path, what):
     recv = spawn("recv", "--timeout", "3000", target, "idle")
     wait_until(lambda: OPEN in slots(path, "idle"), 5)
@@ -411,6 +438,7 @@ def main():
             ("streams", lambda: streams(path, tmp)),
             ("README", lambda: readme(tmp)),
             ("second sender", lambda: second_sender(path)),
+            ("aborted slots", lambda: aborted_slots(path)),
             ("idle, file", lambda: fresh(path, "idle") and idle_cpu(path, path, "file")),
             ("idle, server", lambda: run("format", "--force", "--name", "msgcli", "--channel",
                                          "idle", srv.target) and

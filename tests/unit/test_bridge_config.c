@@ -25,6 +25,35 @@ static int line(struct bridge_config *c, const char *l, const char *want_err)
 	return 1;
 }
 
+/* Configurations whose lines are each valid, refused as a whole by config_finish(). */
+static const struct {
+	const char *lines, *err, *what;
+} incomplete[] = {
+	{ "name A\nregion r\nsecret-file s\npeer B accept", "no listen address",
+	  "an accept peer needs a listen address" },
+	{ "name A\nregion r\nsecret-file s\npeer B accept\nlisten 127.0.0.1:1\nchannel x Z",
+	  "'Z', which is not configured", "a channel to an unknown peer" },
+	{ "", "no name", "nothing configured" },
+};
+
+/* Feed @lines ('\n'-separated) to a fresh configuration: does config_finish() fail saying @want? */
+static int finish_fails(const char *lines, const char *want)
+{
+	struct bridge_config c;
+	char copy[512], err[512] = "";
+
+	config_init(&c);
+	snprintf(copy, sizeof(copy), "%s", lines);
+	for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (!line(&c, l, NULL))
+			return 0;
+	if (config_finish(&c, err, sizeof(err)) == 0 || !strstr(err, want)) {
+		tap_diag("got '%s'", err);
+		return 0;
+	}
+	return 1;
+}
+
 int main(void)
 {
 	struct bridge_config c;
@@ -69,19 +98,8 @@ int main(void)
 	tap_ok(line(&c, "colour blue", "unknown keyword"), "an unknown keyword");
 	tap_ok(line(&c, "channel a b c d e f g h i", "too many words"), "too many words");
 
-	config_init(&c);
-	line(&c, "name A", NULL);
-	line(&c, "region r", NULL);
-	line(&c, "secret-file s", NULL);
-	line(&c, "peer B accept", NULL);
-	tap_ok(config_finish(&c, err, sizeof(err)) < 0 && strstr(err, "no listen address"),
-	       "an accept peer needs a listen address");
-	line(&c, "listen 127.0.0.1:1", NULL);
-	line(&c, "channel x Z", NULL);
-	tap_ok(config_finish(&c, err, sizeof(err)) < 0 && strstr(err, "'Z', which is not configured"),
-	       "a channel to an unknown peer");
-	config_init(&c);
-	tap_ok(config_finish(&c, err, sizeof(err)) < 0 && strstr(err, "no name"), "nothing configured");
+	for (size_t i = 0; i < sizeof(incomplete) / sizeof(incomplete[0]); i++)
+		tap_ok(finish_fails(incomplete[i].lines, incomplete[i].err), "%s", incomplete[i].what);
 
 	tap_ok(config_addr("127.0.0.1:80", &ss, &len, err, sizeof(err)) == 0 && ss.ss_family == AF_INET &&
 	       len == sizeof(struct sockaddr_in), "config_addr IPv4");
