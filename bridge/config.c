@@ -128,7 +128,7 @@ static int channel_line(struct bridge_config *c, char **w, int n, char *err, siz
 	    name_arg(ch->peer_name, w[2], "peer name", err, errlen) < 0)
 		return -1;
 	for (int i = 3; i < n; i += 2) {
-		uint32_t v;
+		uint32_t v = 0;	/* number() sets it on success; gcc -O3 cannot tell */
 
 		if (strcmp(w[i], "ring") == 0) {
 			if (number(w[i + 1], 4096, 1u << 30, true, &v, "ring", err, errlen) < 0)
