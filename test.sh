@@ -4,9 +4,7 @@
 #   ./test.sh                 everything (what CI runs)
 #   ./test.sh unit host vm    only these stages
 #
-# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages
-# (the default), and vm-nested (only when named: L1 guests running L2 guests under KVM, which
-# hang now and then under TCG; see docs/testing.md).
+# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages.
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 # Logs: build-logs/<stage>.log. Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead
 # of TCG; IVSHMEM_FUZZ_SECONDS sets each fuzz target's time (default 20).
@@ -18,8 +16,8 @@ cd "$top"
 all_stages=(deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
-		case " ${all_stages[*]} vm-nested " in *" $s "*) ;; *)
-			echo "usage: $0 [STAGE...]   stages: ${all_stages[*]} vm-nested" >&2; exit 2 ;;
+		case " ${all_stages[*]} " in *" $s "*) ;; *)
+			echo "usage: $0 [STAGE...]   stages: ${all_stages[*]}" >&2; exit 2 ;;
 		esac
 	done
 	stages=("$@")
@@ -128,7 +126,7 @@ if want deps; then
 fi
 
 build_ok=0
-if want build || want unit || want conformance || want vm || want vm-arm64 || want vm-nested || want install || want kmod; then
+if want build || want unit || want conformance || want vm || want vm-arm64 || want install || want kmod; then
 	check "build (gcc, -Wall -Wextra -Werror)" build \
 		bash -c "$(declare -f setup); setup build -Dwerror=true && ninja -C build" && build_ok=1
 fi
@@ -205,11 +203,6 @@ fi
 
 if want vm && [ $build_ok = 1 ]; then
 	suite vm build --suite vm
-fi
-
-if want vm-nested && [ $build_ok = 1 ]; then
-	want kmod || check "modules for the nested guests" kmod-nested bash scripts/build-kmod.sh build
-	suite vm-nested build --suite vm-nested
 fi
 
 if want vm-arm64 && [ $build_ok = 1 ]; then
