@@ -6,8 +6,9 @@
 #
 # Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages.
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
-# Logs: build-logs/<stage>.log. Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead
-# of TCG; IVSHMEM_FUZZ_SECONDS sets each fuzz target's time (default 20).
+# Logs: build-logs/<stage>.log, and meson's full test log per suite in build-logs/testlog-<suite>.txt.
+# Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead of TCG; IVSHMEM_FUZZ_SECONDS sets
+# each fuzz target's time (default 20).
 set -uo pipefail
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
@@ -65,6 +66,8 @@ suite() {
 	rm -f "$dir/meson-logs/testlog.json"
 	bounded 2400 meson test -C "$dir" --print-errorlogs "$@" >"$logs/test-$flavour.log" 2>&1
 	local rc=$?
+	# Kept per suite: the next suite run in the same build dir overwrites meson's own.
+	cp "$dir/meson-logs/testlog.txt" "$logs/testlog-$flavour.txt" 2>/dev/null
 	if [ ! -s "$dir/meson-logs/testlog.json" ]; then
 		echo "FAILED: meson test ($flavour) produced no results (exit $rc); last lines:" >&2
 		tail -n 40 "$logs/test-$flavour.log" >&2
@@ -98,6 +101,16 @@ EOF
 	if [ "$bad" != 0 ]; then
 		echo "    failing output ($logs/test-$flavour.log):" >&2
 		grep -E "^(not ok|# )|FAIL|ERROR|TIMEOUT" "$logs/test-$flavour.log" | head -n 80 >&2
+		# A VM test prints a failed guest's console on stdout, which meson leaves out above.
+		python3 - "$dir/meson-logs/testlog.json" <<'EOF' >&2
+import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP"):
+        out = (t.get("stdout") or "").splitlines()
+        print(f"    ---- last {min(len(out), 200)} lines of {t.get('name')}'s output ----")
+        print("\n".join(out[-200:]))
+EOF
 	fi
 	if [ "$skip" != 0 ]; then
 		failed=$((failed + skip))
