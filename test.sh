@@ -4,7 +4,9 @@
 #   ./test.sh                 everything (what CI runs)
 #   ./test.sh unit host vm    only these stages
 #
-# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages.
+# Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages
+# (the default), and vm-nested (only when named: an L1 guest running an L2 guest under KVM, where L1
+# still stalls now and then, cause not found; see docs/testing.md).
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 # Logs: build-logs/<stage>.log, and meson's full test log per suite in build-logs/testlog-<suite>.txt.
 # Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead of TCG; IVSHMEM_FUZZ_SECONDS sets
@@ -17,8 +19,8 @@ cd "$top"
 all_stages=(deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
-		case " ${all_stages[*]} " in *" $s "*) ;; *)
-			echo "usage: $0 [STAGE...]   stages: ${all_stages[*]}" >&2; exit 2 ;;
+		case " ${all_stages[*]} vm-nested " in *" $s "*) ;; *)
+			echo "usage: $0 [STAGE...]   stages: ${all_stages[*]} vm-nested" >&2; exit 2 ;;
 		esac
 	done
 	stages=("$@")
@@ -139,7 +141,7 @@ if want deps; then
 fi
 
 build_ok=0
-if want build || want unit || want conformance || want vm || want vm-arm64 || want install || want kmod; then
+if want build || want unit || want conformance || want vm || want vm-arm64 || want vm-nested || want install || want kmod; then
 	check "build (gcc, -Wall -Wextra -Werror)" build \
 		bash -c "$(declare -f setup); setup build -Dwerror=true && ninja -C build" && build_ok=1
 fi
@@ -216,6 +218,11 @@ fi
 
 if want vm && [ $build_ok = 1 ]; then
 	suite vm build --suite vm
+fi
+
+if want vm-nested && [ $build_ok = 1 ]; then
+	want kmod || check "modules for the nested guests" kmod-nested bash scripts/build-kmod.sh build
+	suite vm-nested build --suite vm-nested
 fi
 
 if want vm-arm64 && [ $build_ok = 1 ]; then

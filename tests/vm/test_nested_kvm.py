@@ -16,8 +16,8 @@ doorbell between KVM guests never leaves L1's kernel.
   - L2 really ran under KVM (its kernel detected the KVM hypervisor; L1's kvm_amd is loaded),
     unless L1's CPU has no svm/vmx, where L2 falls back to TCG and the test says so.
 One L2 guest, not two: with two L2 guests at once, QEMU 7.2's TCG lost L1 now and then
-(docs/testing.md, "Nested guests"). 2,000 doorbells, not 10,000: in one CI run out of 11 the
-L2 guest died during a 10,000-doorbell storm to itself (docs/testing.md).
+(docs/testing.md, "Nested guests"). 2,000 doorbells, not 10,000: in one full CI run the L2
+guest died during a 10,000-doorbell storm to itself, cause unknown (docs/testing.md).
 With IVSHMEM_NESTED_IOEVENTFD=off the device uses ioeventfd=off: the mmio_exits check must then
 fail (the check is not vacuous)."""
 import os
