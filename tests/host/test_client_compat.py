@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -82,7 +81,9 @@ class Proc:
 
 def server(tmp, sock):
     s = Proc(tmp, [SERVER, "-F", "-S", sock, "--memfd", "-l", "1M", "-n", "2"])
-    up = poll_until(lambda: os.path.exists(sock) and stat.S_ISSOCK(os.lstat(sock).st_mode))
+    # Its "listening on" line, not the socket file: the file exists from bind() on (or is a
+    # previous server's), and a connect() before listen() is refused.
+    up = s.wait_text(r"listening on ")
     assert up, f"server did not start: {s.text()}"
     return s
 
