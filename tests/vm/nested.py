@@ -88,8 +88,9 @@ CACHE_DIR = os.environ.get("IVSHMEM_NESTED_CACHE") or "/var/cache/ivshmem-ci/nes
 PAYLOAD_FORMAT = 1      # bump when the payload's contents change
 L1_CPU = "max,la57=off"  # TCG's max, with SVM and nested paging (see Nested)
 NESTED_TCG_FACTOR = 6   # L2 timeouts under TCG inside TCG
-# An L2 boot under KVM takes 24-45 s here; about one in 30 stalls for good (QEMU's TCG, not our
-# code: docs/testing.md), so l2_start kills a boot that takes longer than this and retries.
+# An L2 boot under KVM takes 24-45 s here; 1 in 24 stalled for good in nested_stress.py
+# (QEMU's TCG, not our code: docs/testing.md), so l2_start kills a boot that takes longer
+# than this and retries.
 L2_BOOT_TIMEOUT = int(os.environ.get("IVSHMEM_NESTED_BOOT_TIMEOUT", "120"))  # s (x TCG factor)
 L2_BOOT_TRIES = 3
 L1_MARGIN = 60          # s: every L2 ends this long before L1's hard timeout
@@ -532,7 +533,7 @@ class Nested:
         self.l1 = Guest(f"{name}-L1", timeout=timeout, boot_timeout=boot_timeout, mem=mem,
                         smp=smp, kernel_args=kernel_args)
         # QEMU takes the last -cpu. Without LA57, L1 (and KVM's nested page tables for L2)
-        # use 4-level paging: L2 boots took 27-45 s instead of 58-62 s here.
+        # use 4-level paging: L2 boots took 24-45 s instead of 58-62 s here.
         self.l1.qemu_extra += ["-cpu", L1_CPU]
         if os.environ.get("IVSHMEM_NESTED_NO_SVM") == "1":
             # QEMU takes the last -cpu: a model without svm (TCG has no vmx), to run the TCG
