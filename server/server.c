@@ -914,80 +914,128 @@ static int add_kernel_peer(int dev)
 	return 0;
 }
 
-int server_listen(const struct server_config *cfg)
+/*
+ * What is at @path now: 0 nothing, 1 a stale socket nobody listens on, -1 a
+ * live server or something we must not replace (logged).
+ */
+static int probe_socket_path(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	const char *path = cfg->socket_path;
-	mode_t old_umask;
-	int fd, ret;
+	struct stat st;
+	int probe, ret;
 
-	if (!path || !*path) {
-		log_msg(LOG_ERR, "empty socket path");
-		return -1;
-	}
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		log_msg(LOG_ERR, "%s: socket path too long (at most %zu bytes)", path,
-			sizeof(addr.sun_path) - 1);
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_msg(LOG_ERR, "%s exists and is not a socket; not replacing it", path);
 		return -1;
 	}
 	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_msg(LOG_ERR, "socket: %s", strerror(errno));
+	/* Someone answering means a live server: never steal its path. */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ret = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&addr, sizeof(addr));
+	if (ret == 0 || errno == EAGAIN || errno == EINPROGRESS) {
+		log_msg(LOG_ERR, "%s: another server is listening there; not replacing it", path);
+		close(probe);
 		return -1;
 	}
+	if (probe >= 0)
+		close(probe);
+	if (errno != ECONNREFUSED) {
+		log_msg(LOG_ERR, "%s: in use and cannot be probed: %s", path, strerror(errno));
+		return -1;
+	}
+	log_msg(LOG_NOTICE, "%s: replacing a stale socket (nobody listens there)", path);
+	return 1;
+}
+
+/* Bind @fd to @path with the configured mode and group, and listen. */
+static int bind_and_listen(int fd, const char *path, const struct server_config *cfg)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	mode_t old_umask;
+	int ret;
+
+	strcpy(addr.sun_path, path);
 	/* Never a moment with the umask's permissions on the socket. */
 	old_umask = umask(~cfg->socket_mode & 0777);
 	ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-	if (ret < 0 && errno == EADDRINUSE) {
-		struct stat st;
-		int probe;
-
-		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			log_msg(LOG_ERR, "%s exists and is not a socket; not replacing it", path);
-			goto fail;
-		}
-		/* Someone answering means a live server: never steal its path. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		ret = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&addr, sizeof(addr));
-		if (ret == 0 || errno == EAGAIN || errno == EINPROGRESS) {
-			log_msg(LOG_ERR, "%s: another server is listening there; not replacing it",
-				path);
-			close(probe);
-			goto fail;
-		}
-		if (probe >= 0)
-			close(probe);
-		if (errno != ECONNREFUSED) {
-			log_msg(LOG_ERR, "%s: in use and cannot be probed: %s", path,
-				strerror(errno));
-			goto fail;
-		}
-		log_msg(LOG_NOTICE, "%s: replacing a stale socket (nobody listens there)", path);
-		unlink(path);
-		ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-	}
+	umask(old_umask);
 	if (ret < 0) {
 		log_msg(LOG_ERR, "%s: bind: %s", path, strerror(errno));
-		goto fail;
+		return -1;
 	}
-	umask(old_umask);
 	if (chmod(path, cfg->socket_mode) < 0 ||
 	    (cfg->socket_group != (gid_t)-1 && chown(path, (uid_t)-1, cfg->socket_group) < 0)) {
 		log_msg(LOG_ERR, "%s: cannot set mode/group: %s", path, strerror(errno));
 		unlink(path);
-		close(fd);
 		return -1;
 	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		log_msg(LOG_ERR, "%s: listen: %s", path, strerror(errno));
 		unlink(path);
-		close(fd);
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The socket appears at its path only once it listens, so a client (QEMU,
+ * or a script waiting for the file) that connects as soon as it sees the
+ * file is never refused: bind and listen under a temporary name next to it,
+ * then link it into place (rename over a stale socket). Only a path too long
+ * for the temporary name is bound in place, with the short bind-to-listen
+ * window that QEMU's server always has.
+ */
+int server_listen(const struct server_config *cfg)
+{
+	const char *path = cfg->socket_path;
+	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int fd, stale, n, ret;
+
+	if (!path || !*path) {
+		log_msg(LOG_ERR, "empty socket path");
+		return -1;
+	}
+	if (strlen(path) >= sizeof(tmp)) {
+		log_msg(LOG_ERR, "%s: socket path too long (at most %zu bytes)", path,
+			sizeof(tmp) - 1);
+		return -1;
+	}
+	stale = probe_socket_path(path);
+	if (stale < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_msg(LOG_ERR, "socket: %s", strerror(errno));
+		return -1;
+	}
+	n = snprintf(tmp, sizeof(tmp), "%s.%ld~", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		if (stale)
+			unlink(path);
+		if (bind_and_listen(fd, path, cfg) < 0)
+			goto fail;
+		return fd;
+	}
+	unlink(tmp);	/* a leftover of a crashed server that had our pid */
+	if (bind_and_listen(fd, tmp, cfg) < 0)
+		goto fail;
+	/* link() fails if a server took the free path meanwhile; rename() replaces a stale one. */
+	ret = stale ? rename(tmp, path) : link(tmp, path);
+	if (ret < 0 && !stale && errno != EEXIST)
+		ret = rename(tmp, path);	/* a file system without hard links */
+	else if (ret == 0 && !stale)
+		unlink(tmp);
+	if (ret < 0) {
+		log_msg(LOG_ERR, "%s: %s", path,
+			errno == EEXIST ? "another server took this path meanwhile; not replacing it"
+					: strerror(errno));
+		unlink(tmp);
+		goto fail;
 	}
 	return fd;
 fail:
-	umask(old_umask);
 	close(fd);
 	return -1;
 }

@@ -1029,6 +1029,11 @@ static int64_t deadline_of(int timeout_ms)
 
 static int state_error(struct ivshmem_channel *ch, bool sending)
 {
+	/* A truncated file reads as zeros: a vanished slot is then no reset by the peer. */
+	if ((ch->state == IVSHMEM_CHANNEL_PEER_DEAD || ch->state == IVSHMEM_CHANNEL_BROKEN) &&
+	    ivshmem_check_mapping(ch->r) < 0)
+		return ivshmem_fail(ENODEV, "channel '%s': the shared memory went away under us "
+				    "(its file was truncated, or the device removed)", ch->name);
 	switch (ch->state) {
 	case IVSHMEM_CHANNEL_PEER_CLOSED:
 		return ivshmem_fail(EPIPE, "channel '%s': the peer closed it%s", ch->name,
@@ -1038,10 +1043,6 @@ static int state_error(struct ivshmem_channel *ch, bool sending)
 				    "timeout %d ms)", ch->name, ch->why_dead ? ch->why_dead : "?",
 				    ch->o.dead_ms);
 	case IVSHMEM_CHANNEL_BROKEN:
-		if (ivshmem_check_mapping(ch->r) < 0)
-			return ivshmem_fail(ENODEV, "channel '%s': the shared memory went away under "
-					    "us (its file was truncated, or the device removed)",
-					    ch->name);
 		return ivshmem_fail(EBADMSG, "channel '%s': the peer corrupted the shared rings",
 				    ch->name);
 	default:

@@ -195,6 +195,39 @@ def socket_ownership(tmp):
     os.unlink(path)
 
 
+def socket_appears_listening(tmp):
+    """A client that connects the moment the socket file appears is never refused."""
+    path = os.path.join(tmp, "race.sock")
+    refused, starts = 0, 40
+    for _ in range(starts):
+        proc = subprocess.Popen([SERVER, "-F", "-S", path, "--memfd"],
+                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        end = time.monotonic() + 5
+        while not os.path.exists(path) and time.monotonic() < end and proc.poll() is None:
+            pass
+        c = socket.socket(socket.AF_UNIX)
+        try:
+            c.connect(path)
+        except OSError:
+            refused += 1
+        c.close()
+        proc.terminate()
+        proc.wait(5)
+    ok(refused == 0, f"{starts} starts, a client connecting as soon as the file exists: "
+       f"refused {refused} times")
+    ok(not [f for f in os.listdir(tmp) if f.startswith("race.sock")],
+       "no socket or temporary name left behind")
+    # A path with no room for the temporary name is bound in place.
+    longdir = os.path.join(tmp, "d" * max(1, 100 - len(tmp) - 8))
+    os.mkdir(longdir)
+    longpath = os.path.join(longdir, "s" * (107 - len(longdir) - 1))
+    s = Server(tmp, "--memfd", sock=longpath)
+    r, info = client_info(longpath)
+    ok(len(longpath) == 107 and s.ready and r.returncode == 0 and info.get("id"),
+       "a 107-byte socket path still works", s.text() + r.stderr)
+    s.stop()
+
+
 def daemon_mode(tmp):
     sock = os.path.join(tmp, "d.sock")
     pidfile = os.path.join(tmp, "d.pid")
@@ -304,6 +337,7 @@ with tempfile.TemporaryDirectory(prefix="ivsrv-cli-") as tmp:
     bad_usage(tmp)
     sizes_and_backings(tmp)
     socket_ownership(tmp)
+    socket_appears_listening(tmp)
     daemon_mode(tmp)
     systemd_integration(tmp)
     client_script_mode(tmp)
