@@ -31,7 +31,7 @@ for i in $(seq 1 @ROUNDS@); do
 	for g in @NAMES@; do
 		d=/tmp/l2/$g
 		pid=$(l2_pid $g)
-		while kill -0 $pid 2>/dev/null; do sleep 0.2; done
+		while l2_alive $g; do sleep 0.2; done
 		wait $pid
 		rc=$?
 		boots=$((boots + 1))

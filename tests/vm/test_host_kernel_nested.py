@@ -100,7 +100,8 @@ ok "rmmod ivshmem_host (no reference left)" rmmod ivshmem_host
 
 
 def body(tap):
-    with Nested("hostkernel", timeout=1100) as n:
+    def make():
+        n = Nested("hostkernel", timeout=1100)
         g = n.add_l2("g", timeout=600)
         g.add_doorbell(vectors=2, addr="0x08", ioeventfd=True)
         g.add_driver()
@@ -109,7 +110,10 @@ def body(tap):
         n.l1.add_file("/lib/ivshmem_host.ko", n.l1.kmod("ivshmem_host.ko"))
         n.l1.add_file("/lib/ivshmem_host_nested.ko", n.l1.kmod("ivshmem_host_nested.ko"))
         n.l1.script = L1_SCRIPT.replace("@ROUNDS@", str(ROUNDS))
-        n.run()
+        return n
+
+    with run_nested(tap, make) as n:
+        g = n.l2["g"]
         n.report(tap)
         host = counts(n.result.lines, "HOSTKERNEL")
         guest = counts(g.result.lines, "GUESTKERNEL")

@@ -80,7 +80,8 @@ ok "rmmod ivshmem_host (no reference left)" rmmod ivshmem_host
 
 
 def body(tap):
-    with Nested("hoststat", timeout=1100) as n:
+    def make():
+        n = Nested("hoststat", timeout=1100)
         g = n.add_l2("g", timeout=600)
         g.add_doorbell(vectors=2, addr="0x08", ioeventfd=True)
         g.qemu_extra += ["-name", "g,debug-threads=on"]
@@ -92,7 +93,10 @@ def body(tap):
         n.l1.add_file("/lib/ivshmem_host.ko", n.l1.kmod("ivshmem_host.ko"))
         n.l1.add_file("/lib/ivshmem_hoststat.ko", n.l1.kmod("ivshmem_hoststat.ko"))
         n.l1.script = L1_SCRIPT
-        n.run()
+        return n
+
+    with run_nested(tap, make) as n:
+        g = n.l2["g"]
         n.report(tap)
         host = counts(n.result.lines, "HOSTKERNEL")
         guest = counts(g.result.lines, "GUESTKERNEL")

@@ -24,7 +24,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nested import Nested  # noqa: E402
+from nested import Nested, run_nested  # noqa: E402
 from rig import build_file, run_test  # noqa: E402
 
 VECTORS = 4
@@ -127,7 +127,8 @@ l2_wait a
 
 
 def body(tap):
-    with Nested("nestedkvm", timeout=1100) as n:
+    def make():
+        n = Nested("nestedkvm", timeout=1100)
         g = n.add_l2("a", timeout=600)
         g.add_doorbell(vectors=VECTORS, addr="0x08", ioeventfd=IOEVENTFD)
         g.add_driver()
@@ -136,7 +137,9 @@ def body(tap):
         n.l1.add_tool()
         n.l1.script = (L1_SCRIPT.replace("@STORM@", str(STORM))
                        .replace("@OFF@", str(STORM_OFF)))
-        n.run()
+        return n
+
+    with run_nested(tap, make) as n:
         n.report(tap)
         virt = n.l1_virt
         tap.ok(n.accel == "kvm" or virt == "none",
