@@ -5,8 +5,8 @@
 #   ./test.sh unit host vm    only these stages
 #
 # Stages: deps build install kmod unit asan tsan fuzz arm64 conformance vm vm-arm64 packages
-# (the default), and vm-nested (only when named: an L1 guest running an L2 guest under KVM, where L1
-# still stalls now and then, cause not found; see docs/testing.md).
+# (the default; vm includes the nested tests), and vm-nested (only when named: just the nested
+# tests, an L1 guest running an L2 guest under KVM; see docs/testing.md).
 # The last line is always "N passed, N failed"; the exit status is non-zero on any failure.
 # Logs: build-logs/<stage>.log, and meson's full test log per suite in build-logs/testlog-<suite>.txt.
 # Environment: IVSHMEM_VM_KVM=1 boots guests with KVM instead of TCG; IVSHMEM_FUZZ_SECONDS sets

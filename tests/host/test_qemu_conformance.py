@@ -43,6 +43,8 @@ import termios
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from unixsock import listening  # noqa: E402
 DOCS = os.path.join(HERE, "..", "..", "docs", "server.md")
 CACHE = "/var/cache/ivshmem-ci/qemu-contrib"
 
@@ -379,7 +381,8 @@ class Server(Proc):
     def ready(self, timeout=5.0):
         """The socket is there (and, in the foreground, the server still running)."""
         def up():
-            return os.path.exists(self.sock) and stat.S_ISSOCK(os.lstat(self.sock).st_mode)
+            return (os.path.exists(self.sock) and stat.S_ISSOCK(os.lstat(self.sock).st_mode)
+                    and listening(self.sock))
 
         def failed():  # a daemon's starting process exits 0 once it is up
             rc = self.proc.poll()

@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guestlib import doorbell_guest_script  # noqa: E402
 from rig import BUILD_DIR, Guest, RigError, build_file, run_test  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "host"))
+from unixsock import listening  # noqa: E402
+
 VECTORS = 4
 CACHE = "/var/cache/ivshmem-ci/qemu-contrib"
 
@@ -44,9 +47,9 @@ def qemu_contrib():
     return paths
 
 
-def wait_file(path, proc, timeout=10):
+def wait_listening(path, proc, timeout=10):
     end = time.monotonic() + timeout
-    while not os.path.exists(path):
+    while not (os.path.exists(path) and listening(path)):
         if proc.poll() is not None or time.monotonic() > end:
             return False
         time.sleep(0.02)
@@ -83,7 +86,7 @@ def body(tap):
     waiter = qc = None
     qlog = os.path.join(tmp, "qemu-client.log")
     try:
-        if not tap.ok(wait_file(sock, server), "QEMU's ivshmem-server is up"):
+        if not tap.ok(wait_listening(sock, server), "QEMU's ivshmem-server is up"):
             return
         # Host peer 0: QEMU's interactive client (unbuffered: it printf()s into a file).
         stdbuf = shutil.which("stdbuf")
