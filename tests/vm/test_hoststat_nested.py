@@ -21,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nested import Nested, counts  # noqa: E402
+from nested import Nested, counts, run_nested  # noqa: E402
 from rig import build_file, run_test  # noqa: E402
 
 ROUNDS = 100
