@@ -161,6 +161,14 @@ nested_setup() {
 	if [ -c /dev/kvm ]; then
 		L2_ACCEL=kvm
 		L2_CPU=host
+		# Hold one VM (no vCPU) for L1's lifetime, so that KVM never turns SVM off and on
+		# again on every CPU when an L2 guest ends or starts: that cross-CPU call once
+		# never returned (L1 soft lockup in kvm_destroy_vm, docs/testing.md).
+		/usr/bin/qemu-system-x86_64 -machine none -accel kvm -nodefaults -display none -S \
+			</dev/null >/tmp/kvm-hold.log 2>&1 &
+		kvm_hold=$!
+		ok "L1 holds a KVM VM open for its lifetime (SVM stays enabled between L2 guests)" \
+			wait_for 20 sh -c "ls -l /proc/$kvm_hold/fd 2>/dev/null | grep -q kvm-vm"
 	fi
 	export L2_ACCEL L2_CPU
 	v "NESTED-ACCEL $L2_ACCEL ${kvm_mod:-none}"
