@@ -114,6 +114,9 @@ TESTED_ELSEWHERE = {
     "a client that stops reading": "test_server_hardening (QEMU's server loses messages at "
                                    "random there, nothing to compare byte for byte)",
     "`--memfd`": "test_server_cli and others: options QEMU's server does not have",
+    "when the socket file appears": "test_server_cli (40 starts, each connecting the moment the "
+                                    "file exists; QEMU's bind-to-listen window is too short to "
+                                    "hit in every run, nothing to compare run for run)",
 }
 
 count = failed = 0

@@ -9,11 +9,12 @@ is reported, never skipped. With IVSHMEM_VM_KVM=1, L1 itself runs under the host
 
 API (see tests/vm/test_nested_kvm.py):
 
-    from nested import Nested
+    from nested import Nested, run_nested
     from rig import run_test
 
     def body(tap):
-        with Nested("doorbell") as n:                  # L1: rig.Guest n.l1, 1.5 GiB, 2 vCPUs
+        def make():
+            n = Nested("doorbell")                     # L1: rig.Guest n.l1, 1.5 GiB, 2 vCPUs
             a = n.add_l2("a", timeout=150)             # L2: a rig.Guest that L1 will run
             a.add_doorbell(vectors=4)                  # on L1's ivshmem-server (server_start)
             a.add_driver(); a.add_tool()
@@ -25,7 +26,8 @@ API (see tests/vm/test_nested_kvm.py):
     l2_run a
     ok "the server is still alive" kill -0 $server_pid
     '''
-            n.run()
+            return n
+        with run_nested(tap, make) as n:               # runs it (again, if the emulator lost it)
             n.report(tap)                              # relays L1's and each L2's verdict
 
 L1 script (sourced like any rig script: ok/pass/fail/diag/v/ctl_read/wait_for work), plus:
@@ -42,7 +44,8 @@ L1 script (sourced like any rig script: ok/pass/fail/diag/v/ctl_read/wait_for wo
   l2_send NAME LINE         a line for L2's ctl_read (its ttyS2 is a pipe in L1)
   l2_wait_line NAME ERE S   wait up to S s for a line of L2's verdict channel matching ERE;
                             prints it; a failed check (and status 1) if it never comes
-Before the script, L1 loads kvm_amd (or kvm_intel) and checks it; after it, L1's dmesg is
+Before the script, L1 loads kvm_amd (or kvm_intel) and checks it, and holds one KVM VM open
+(so that SVM is not turned off and on with every L2 guest); after it, L1's dmesg is
 checked for warnings. L2 scripts are ordinary rig scripts (they see the devices added with
 add_doorbell/add_plain); after each one the rig appends a warnings check of L2's dmesg and a
 "# HYPERVISOR x" line; report() checks that x is KVM exactly when L2_ACCEL is kvm. A script
