@@ -312,10 +312,12 @@ L1_EPILOGUE = "\nserver_stop\nnested_warnings \"L1 kernel\" '" + BENIGN_L1 + "'\
 # ---- the cached L1 payload ------------------------------------------------------------------
 
 def counts(lines, tag):
-    """The key=value figures of the '# TAG ...' line in @lines ({} if there is none)."""
+    """The key=value figures of the '# TAG ...' line in @lines ({} if there is none); a value
+    that is not a number is None (a module that failed to load prints empty ones)."""
     for line in lines:
         if line.startswith(f"# {tag} "):
-            return {k: int(v) for k, v in (kv.split("=") for kv in line.split()[2:])}
+            kv = (item.partition("=") for item in line.split()[2:])
+            return {k: int(v) if re.fullmatch(r"-?\d+", v) else None for k, _, v in kv}
     return {}
 
 

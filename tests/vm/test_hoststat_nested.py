@@ -58,8 +58,12 @@ ok "insmod ivshmem_host.ko" insmod /lib/ivshmem_host.ko
 server_start -n 2 -l 1M --kernel-peer hoststat
 l2_start g
 l2_wait_line g '^# FORMATTED' 200 >/dev/null
-q=$(pidof qemu-system-x86_64)
-tids=$(for t in /proc/$q/task/*; do grep -q '^CPU 0/' $t/comm && basename $t; done)
+# The L2 guest's QEMU: the one with a vCPU thread (L1 also holds a VM with none).
+q= tids=
+for p in $(pidof qemu-system-x86_64); do
+	t=$(for t in /proc/$p/task/*; do grep -q '^CPU 0/' $t/comm && basename $t; done)
+	[ -n "$t" ] && q=$p tids=$t
+done
 diag "L2's QEMU is pid $q, its vCPU thread ${tids:-?} ($(cat /proc/$q/task/${tids:-0}/comm 2>/dev/null))"
 ok "insmod ivshmem_hoststat.ko vcpu_tids=$tids" insmod /lib/ivshmem_hoststat.ko vcpu_tids=$tids period_ms=200
 hp=/sys/module/ivshmem_hoststat/parameters
