@@ -949,8 +949,12 @@ static int probe_socket_path(const char *path)
 	return 1;
 }
 
-/* Bind @fd to @path with the configured mode and group, and listen. */
-static int bind_and_listen(int fd, const char *path, const struct server_config *cfg)
+/*
+ * Bind @fd to @path with the configured mode and group, and listen. Errors
+ * name @shown, the path the user gave (@path may be its temporary name).
+ */
+static int bind_and_listen(int fd, const char *path, const char *shown,
+			   const struct server_config *cfg)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	mode_t old_umask;
@@ -962,17 +966,17 @@ static int bind_and_listen(int fd, const char *path, const struct server_config 
 	ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old_umask);
 	if (ret < 0) {
-		log_msg(LOG_ERR, "%s: bind: %s", path, strerror(errno));
+		log_msg(LOG_ERR, "%s: bind: %s", shown, strerror(errno));
 		return -1;
 	}
 	if (chmod(path, cfg->socket_mode) < 0 ||
 	    (cfg->socket_group != (gid_t)-1 && chown(path, (uid_t)-1, cfg->socket_group) < 0)) {
-		log_msg(LOG_ERR, "%s: cannot set mode/group: %s", path, strerror(errno));
+		log_msg(LOG_ERR, "%s: cannot set mode/group: %s", shown, strerror(errno));
 		unlink(path);
 		return -1;
 	}
 	if (listen(fd, SOMAXCONN) < 0) {
-		log_msg(LOG_ERR, "%s: listen: %s", path, strerror(errno));
+		log_msg(LOG_ERR, "%s: listen: %s", shown, strerror(errno));
 		unlink(path);
 		return -1;
 	}
@@ -1014,12 +1018,12 @@ int server_listen(const struct server_config *cfg)
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
 		if (stale)
 			unlink(path);
-		if (bind_and_listen(fd, path, cfg) < 0)
+		if (bind_and_listen(fd, path, path, cfg) < 0)
 			goto fail;
 		return fd;
 	}
 	unlink(tmp);	/* a leftover of a crashed server that had our pid */
-	if (bind_and_listen(fd, tmp, cfg) < 0)
+	if (bind_and_listen(fd, tmp, path, cfg) < 0)
 		goto fail;
 	/* link() fails if a server took the free path meanwhile; rename() replaces a stale one. */
 	ret = stale ? rename(tmp, path) : link(tmp, path);
