@@ -99,6 +99,8 @@ NESTED_TCG_FACTOR = 6   # L2 timeouts under TCG inside TCG
 # than this and retries.
 L2_BOOT_TIMEOUT = int(os.environ.get("IVSHMEM_NESTED_BOOT_TIMEOUT", "120"))  # s (x TCG factor)
 L2_BOOT_TRIES = 3
+# An L2 guest's error when it booted and ended without an exit status (lost_to_emulator).
+VANISHED = "stopped without an exit status"
 L1_MARGIN = 60          # s: every L2 ends this long before L1's hard timeout
 SERVER_SOCK = "/run/ivshmem.sock"
 KVM_MODULES = ("kvm_amd", "kvm_intel")
@@ -532,7 +534,7 @@ class L2Guest(Guest):
             elif not booted:
                 error = f"never booted (QEMU in L1 exited with {end_line.get('rc')})"
             elif exit_code is None:
-                error = f"stopped without an exit status (QEMU in L1: {end_line.get('rc')}; oops?)"
+                error = f"{VANISHED} (QEMU in L1: {end_line.get('rc')}; oops?)"
         self.result = Result(self, out, exit_code, error)
         return self.result
 
@@ -648,7 +650,7 @@ class Nested:
         with no ivshmem frame in its trace; an L2 guest that booted, then vanished (QEMU in L1
         exited, no exit status) without a kernel message on its console. An oops, a panic or a
         hang of ours leaves one of those, or a failed check, and is never retried."""
-        con = _kernel_lines(_read_text(self.l1.console_path))
+        con = _kernel_lines(self.l1.console_text())
         ours = [ln for ln in con if "ivshmem" in ln and "Modules linked in" not in ln]
         stuck = [ln for ln in con if re.search(
             r"soft lockup - CPU#\d+ stuck .*\[qemu-system-x86|stack guard page was hit|"
@@ -657,7 +659,7 @@ class Nested:
             return f"L1's kernel: {stuck[0].split('] ', 1)[-1]}"
         for g in self.l2.values():
             r = getattr(g, "result", None)
-            if (r is None or r.error is None or not r.error.startswith("stopped without")
+            if (r is None or r.error is None or not r.error.startswith(VANISHED)
                     or g.boot_seconds is None):
                 continue
             trace = [ln for ln in _kernel_lines("\n".join(g.forwarded_console))
@@ -675,14 +677,6 @@ class Nested:
         for g in self.l2.values():
             g.__exit__(*exc)
         return False
-
-
-def _read_text(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace").replace("\r", "")
-    except (FileNotFoundError, TypeError):
-        return ""
 
 
 def _kernel_lines(text):

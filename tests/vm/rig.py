@@ -626,18 +626,22 @@ class Guest:
             self._ctl.close()
             self._ctl = None
 
-    def console_tail(self, lines=80):
+    def console_text(self):
+        """The whole console so far, carriage returns dropped ("" before the first boot)."""
         try:
             with open(self.console_path, "rb") as f:
-                text = f.read().decode(errors="replace")
+                return f.read().decode(errors="replace").replace("\r", "")
         except (FileNotFoundError, AttributeError):
-            text = ""
+            return ""
+
+    def console_tail(self, lines=80):
+        text = self.console_text()
         try:
             with open(os.path.join(self.dir, "qemu.log")) as f:
                 qlog = f.read().strip()
         except FileNotFoundError:
             qlog = ""
-        tail = "\n".join(text.replace("\r", "").split("\n")[-lines:])
+        tail = "\n".join(text.split("\n")[-lines:])
         out = f"---- console of guest {self.name} (last {lines} lines) ----\n{tail}\n"
         if qlog:
             out += f"---- qemu output ----\n{qlog}\n"
